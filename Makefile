@@ -1,0 +1,55 @@
+# evert — build, run and test. Every target installs what it needs first.
+#   make run        build and start evert on its defaults
+#   make test       build and run every test (what CI runs)
+#   make test-asan  the tests again under AddressSanitizer + UBSan
+#   make bench      micro-benchmarks of the log against the raw disk
+
+SHELL := /bin/bash
+BUILD_DIR ?= build
+ASAN_BUILD_DIR ?= build-asan
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+
+# Debian packages the build and the tests need (bookworm names).
+DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
+  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  python3 procps
+
+.PHONY: deps build run test test-asan bench clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/build.ninja
+	ninja -C $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	./$(BUILD_DIR)/evert serve
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+$(ASAN_BUILD_DIR)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEVERT_SANITIZE=ON
+
+test-asan: deps $(ASAN_BUILD_DIR)/build.ninja
+	ninja -C $(ASAN_BUILD_DIR) -j $(JOBS)
+	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench: build
+	./$(BUILD_DIR)/bench/log_bench --benchmark_counters_tabular=true
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

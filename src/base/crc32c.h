@@ -1,0 +1,22 @@
+// CRC32C (Castagnoli), the checksum of Kafka RecordBatch v2.
+//
+// Uses the SSE4.2 crc32 instruction when the CPU has it (checked once at
+// start-up) and a table-driven software path otherwise; both give identical
+// results, which crc32c_test.cc checks against published vectors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace evert {
+
+// Extends `crc` (0 to start) over `size` bytes at `data`.
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size);
+inline uint32_t crc32c(const void* data, size_t size) { return crc32c_extend(0, data, size); }
+
+// Exposed for tests: the two implementations.
+uint32_t crc32c_extend_software(uint32_t crc, const void* data, size_t size);
+uint32_t crc32c_extend_hardware(uint32_t crc, const void* data, size_t size);
+bool crc32c_hardware_available();
+
+}  // namespace evert

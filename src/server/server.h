@@ -1,0 +1,49 @@
+// The composition root: owns every subsystem of a running evert and starts
+// and stops them in order. At this stage it owns the log; the Kafka broker,
+// pgwire and HTTP join it in their issues.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "log/log_manager.h"
+
+namespace evert::server {
+
+struct ServerConfig {
+  std::string data_dir = "./evert-data";
+  std::string host = "127.0.0.1";
+  int kafka_port = 9092;
+  int pg_port = 6875;
+  int http_port = 8080;
+  log::FlushPolicy flush;
+  bool verify_on_open = false;
+  int64_t retention_check_interval_ms = 5 * 60 * 1000;
+  log::TopicConfig topic_defaults;
+};
+
+class Server {
+ public:
+  // Opens (and recovers) the data directory and starts serving.
+  static Result<std::unique_ptr<Server>> start(const ServerConfig& config);
+  ~Server();
+
+  // Blocks until SIGINT or SIGTERM. Call block_shutdown_signals() first,
+  // before any thread starts, so the signal reaches this thread.
+  static void block_shutdown_signals();
+  static int wait_for_shutdown_signal();
+
+  Status stop();
+  log::LogManager& log() { return *log_; }
+  const log::OpenReport& open_report() const { return open_report_; }
+
+ private:
+  explicit Server(const ServerConfig& config) : config_(config) {}
+  ServerConfig config_;
+  log::OpenReport open_report_;
+  std::unique_ptr<log::LogManager> log_;
+};
+
+}  // namespace evert::server
