@@ -30,8 +30,8 @@ int run_serve(ServeOptions& opts) {
     log_error("{}", server.status().to_string());
     return 1;
   }
-  log_info("evert ready: data_dir={} (the Kafka, PostgreSQL and HTTP listeners arrive with their issues)",
-           opts.config.data_dir);
+  log_info("evert ready: Kafka clients connect with bootstrap.servers={}:{} (e.g. kcat -b {}:{} -L)",
+           opts.config.host, server.value()->kafka_port(), opts.config.host, server.value()->kafka_port());
   int sig = server::Server::wait_for_shutdown_signal();
   log_info("signal {} received, shutting down", sig);
   Status s = server.value()->stop();
@@ -64,6 +64,18 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--retention-check-interval-ms", c.retention_check_interval_ms,
                   "How often retention deletes expired segments")
       ->envname("EVERT_RETENTION_CHECK_INTERVAL_MS")->capture_default_str();
+  cmd->add_option("--advertised-host", c.advertised_host, "Host given to Kafka clients in metadata (default: --host)")
+      ->envname("EVERT_ADVERTISED_HOST");
+  cmd->add_option("--advertised-port", c.advertised_port, "Port given to Kafka clients (default: the Kafka port)")
+      ->envname("EVERT_ADVERTISED_PORT")->check(CLI::Range(0, 65535));
+  cmd->add_option("--auto-create-topics", c.auto_create_topics, "Create unknown topics on metadata requests")
+      ->envname("EVERT_AUTO_CREATE_TOPICS")->capture_default_str();
+  cmd->add_option("--default-partitions", c.default_partitions, "Partitions of auto-created topics")
+      ->envname("EVERT_DEFAULT_PARTITIONS")->check(CLI::Range(1, 10000))->capture_default_str();
+  cmd->add_option("--io-threads", c.io_threads, "Network threads")
+      ->envname("EVERT_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--max-request-bytes", c.max_request_bytes, "Largest request frame accepted")
+      ->envname("EVERT_MAX_REQUEST_BYTES")->check(CLI::Range(1024u, 1u << 30))->capture_default_str();
   cmd->add_option("--log-level", opts->log_level, "debug, info or warn")
       ->envname("EVERT_LOG_LEVEL")->check(CLI::IsMember({"debug", "info", "warn"}))->capture_default_str();
   cmd->callback([opts] { std::exit(run_serve(*opts)); });

@@ -13,6 +13,12 @@ namespace evert::log {
 Result<std::unique_ptr<LogManager>> LogManager::open(const LogOptions& options, OpenReport* report) {
   int64_t start_ns = options.clock->monotonic_ns();
   std::unique_ptr<LogManager> m(new LogManager(options));
+  // Until open succeeds, destroying `m` must not close() it: that would write
+  // the clean-shutdown marker into a directory we failed to open, possibly
+  // one another process holds locked, and its next recovery would be skipped.
+  m->closed_ = true;
+  m->sync_pool_ = std::make_unique<ThreadPool>(options.sync_threads);
+  m->append_listener_ = std::make_shared<AppendListener>();
   EVERT_RETURN_IF_ERROR(io::create_dirs(m->env(), options.data_dir));
   EVERT_ASSIGN_OR_RETURN(m->lock_, m->env().lock_file(lock_file_path(options.data_dir)));
   EVERT_RETURN_IF_ERROR(io::create_dirs(m->env(), topics_dir(options.data_dir)));
@@ -26,6 +32,7 @@ Result<std::unique_ptr<LogManager>> LogManager::open(const LogOptions& options, 
     EVERT_RETURN_IF_ERROR(m->env().sync_dir(options.data_dir));
   }
   report->elapsed_ms = (options.clock->monotonic_ns() - start_ns) / 1'000'000;
+  m->closed_ = false;
   if (options.background) m->bg_thread_ = std::thread([raw = m.get()] { raw->background_loop(); });
   return m;
 }
@@ -89,6 +96,10 @@ Result<std::shared_ptr<Partition>> LogManager::open_partition(const std::string&
   po.clock = options_.clock;
   po.recover_active_segment = !clean;
   po.verify_all_segments = options_.verify_all_on_open;
+  po.sync_executor = [pool = sync_pool_.get()](std::function<void()> task) { pool->submit(std::move(task)); };
+  po.on_append = [listener = append_listener_, topic, index](int64_t hw) {
+    if (*listener) (*listener)(topic, index, hw);
+  };
   PartitionRecovery recovery;
   auto p = Partition::open(env(), partition_dir(options_.data_dir, topic, index), po, &recovery);
   if (!p.is_ok()) return p.status().with_context(fmt::format("partition {}-{}", topic, index));
@@ -262,6 +273,8 @@ std::vector<std::shared_ptr<Partition>> LogManager::all_partitions() const {
   return all;
 }
 
+void LogManager::set_append_listener(AppendListener listener) { *append_listener_ = std::move(listener); }
+
 Result<int> LogManager::enforce_retention() {
   int deleted = 0;
   for (const auto& p : all_partitions()) {
@@ -313,6 +326,7 @@ Status LogManager::close() {
   }
   bg_cv_.notify_all();
   if (bg_thread_.joinable()) bg_thread_.join();
+  if (sync_pool_) sync_pool_->shutdown();  // pending sync_async waiters complete first
   Status s = flush_all();
   if (!s.is_ok()) return s;  // not clean: the next open validates
   std::string marker = clean_shutdown_path(options_.data_dir);

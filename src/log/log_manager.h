@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/thread_pool.h"
 #include "base/status.h"
 #include "io/env.h"
 #include "log/partition.h"
@@ -36,6 +38,8 @@ struct LogOptions {
   // Run interval flushes and retention checks on a background thread.
   bool background = true;
   int64_t retention_check_interval_ms = 5 * 60 * 1000;
+  // Threads that run fdatasync for Partition::sync_async (acks=all).
+  int sync_threads = 4;
 };
 
 struct OpenReport {
@@ -84,6 +88,11 @@ class LogManager {
 
   const LogOptions& options() const { return options_; }
 
+  // Called after every append to any partition (on the appending thread).
+  // Set once, before traffic starts.
+  using AppendListener = std::function<void(const std::string& topic, int32_t partition, int64_t high_watermark)>;
+  void set_append_listener(AppendListener listener);
+
  private:
   struct Topic {
     std::string name;
@@ -103,6 +112,8 @@ class LogManager {
 
   LogOptions options_;
   io::Env& env() const { return *options_.env; }
+  std::unique_ptr<ThreadPool> sync_pool_;
+  std::shared_ptr<AppendListener> append_listener_;  // shared with partitions' hooks
   std::unique_ptr<io::FileLock> lock_;
 
   mutable std::shared_mutex topics_mu_;  // guards topics_

@@ -133,12 +133,14 @@ Result<std::vector<BatchInfo>> Partition::validate_locked(MutableByteSpan data, 
   return infos;
 }
 
-bool Partition::should_roll_locked(uint64_t incoming_bytes) const {
+bool Partition::should_roll_locked(uint64_t incoming_bytes, int64_t incoming_max_timestamp) const {
   const Segment& active = *segments_.back();
   if (active.size_bytes() == 0) return false;
   if (active.size_bytes() + incoming_bytes > uint64_t(config_.segment_bytes)) return true;
   int64_t first = active.first_batch_timestamp();
-  return first >= 0 && clock_->now_ms() - first > config_.segment_ms;
+  // Record time, not the wall clock, as Kafka does since KAFKA-4099: batches
+  // with old timestamps (backfills, mirroring) must not roll on every append.
+  return first >= 0 && incoming_max_timestamp - first > config_.segment_ms;
 }
 
 Result<AppendResult> Partition::append(MutableByteSpan batches) {
@@ -148,7 +150,9 @@ Result<AppendResult> Partition::append(MutableByteSpan batches) {
     if (!failed_.is_ok()) return failed_;
     if (batches.size() > size_t(INT32_MAX)) return error(ErrorCode::kTooLarge, "append larger than 2 GiB");
     EVERT_ASSIGN_OR_RETURN(auto infos, validate_locked(batches, &result.log_append_time_ms));
-    if (should_roll_locked(batches.size())) EVERT_RETURN_IF_ERROR(roll_locked());
+    int64_t incoming_max_timestamp = -1;
+    for (const BatchInfo& b : infos) incoming_max_timestamp = std::max(incoming_max_timestamp, b.max_timestamp);
+    if (should_roll_locked(batches.size(), incoming_max_timestamp)) EVERT_RETURN_IF_ERROR(roll_locked());
     std::shared_ptr<Segment> active = segments_.back();
     Status s = active->append(batches, infos);
     if (!s.is_ok()) {
@@ -162,7 +166,50 @@ Result<AppendResult> Partition::append(MutableByteSpan batches) {
     next_offset_.store(result.last_offset + 1, std::memory_order_release);
   }
   if (flush_.kind == FlushPolicy::Kind::kEveryAppend) EVERT_RETURN_IF_ERROR(sync(result.last_offset + 1));
+  if (open_options_.on_append) open_options_.on_append(result.last_offset + 1);
   return result;
+}
+
+void Partition::sync_async(int64_t end_offset, std::function<void(Status)> done) {
+  EVERT_CHECK(open_options_.sync_executor != nullptr);
+  bool already_durable = false;
+  bool schedule = false;
+  {
+    std::lock_guard lock(sync_mu_);
+    if (flushed_offset_.load(std::memory_order_acquire) >= end_offset) {
+      already_durable = true;
+    } else {
+      async_waiters_.push_back(AsyncWaiter{end_offset, std::move(done)});
+      schedule = !async_running_;
+      async_running_ = true;
+    }
+  }
+  if (already_durable) return done(Status::ok());
+  if (schedule) open_options_.sync_executor([self = shared_from_this()] { self->run_async_syncs(); });
+}
+
+void Partition::run_async_syncs() {
+  for (;;) {
+    Status s = sync(high_watermark());
+    std::vector<AsyncWaiter> finished;
+    {
+      std::lock_guard lock(sync_mu_);
+      int64_t flushed = flushed_offset_.load(std::memory_order_acquire);
+      auto keep = async_waiters_.begin();
+      for (auto& w : async_waiters_) {
+        if (!s.is_ok() || w.end_offset <= flushed) {
+          finished.push_back(std::move(w));
+        } else {
+          *keep++ = std::move(w);
+        }
+      }
+      async_waiters_.erase(keep, async_waiters_.end());
+      if (async_waiters_.empty()) async_running_ = false;
+    }
+    for (auto& w : finished) w.done(s);
+    std::lock_guard lock(sync_mu_);
+    if (!async_running_) return;
+  }
 }
 
 Status Partition::sync(int64_t end_offset) {

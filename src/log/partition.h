@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,10 +25,18 @@
 
 namespace evert::log {
 
+// Runs a blocking task (an fdatasync) on some other thread.
+using BlockingExecutor = std::function<void(std::function<void()>)>;
+
 struct PartitionOptions {
   TopicConfig config;
   FlushPolicy flush;
   Clock* clock = &Clock::system();
+  // Called after every successful append with the new high watermark, on
+  // the appending thread (after the partition's locks are released).
+  std::function<void(int64_t high_watermark)> on_append;
+  // Where sync_async runs its fdatasyncs; required for sync_async.
+  BlockingExecutor sync_executor;
   // Validate every batch of the active segment (after an unclean shutdown).
   bool recover_active_segment = true;
   // Validate every batch of every segment (slow; for checks and tests).
@@ -55,7 +64,7 @@ struct PartitionRecovery {
   bool damaged() const;
 };
 
-class Partition {
+class Partition : public std::enable_shared_from_this<Partition> {
  public:
   static Result<std::unique_ptr<Partition>> open(io::Env& env, const std::string& dir, const PartitionOptions& options,
                                                  PartitionRecovery* recovery);
@@ -71,6 +80,11 @@ class Partition {
   // callers share fdatasyncs (group commit).
   Status sync(int64_t end_offset);
   Status sync_all() { return sync(high_watermark()); }
+  // Like sync, without blocking the caller: `done` runs (on a sync thread)
+  // once every offset below `end_offset` is durable, or with the error. All
+  // waiters pending while an fdatasync runs share the next one. Requires the
+  // partition to be owned by a shared_ptr and options.sync_executor.
+  void sync_async(int64_t end_offset, std::function<void(Status)> done);
 
   // Kafka fetch semantics: kOutOfRange below the log start or above the high
   // watermark; an empty slice at the high watermark.
@@ -104,7 +118,9 @@ class Partition {
   Partition(io::Env& env, std::string dir, const PartitionOptions& options);
   Status load_segments(PartitionRecovery* recovery);
   Status roll_locked();
-  bool should_roll_locked(uint64_t incoming_bytes) const;
+  // Size, or segment.ms between the active segment's first batch and the
+  // incoming batches' largest timestamp.
+  bool should_roll_locked(uint64_t incoming_bytes, int64_t incoming_max_timestamp) const;
   Result<std::vector<BatchInfo>> validate_locked(MutableByteSpan batches, int64_t* append_time);
   std::shared_ptr<Segment> segment_for(int64_t offset) const;
   std::shared_ptr<Segment> segment_after(int64_t base_offset) const;
@@ -125,9 +141,17 @@ class Partition {
   std::atomic<int64_t> next_offset_{0};
   std::atomic<int64_t> log_start_offset_{0};
 
-  std::mutex sync_mu_;  // guards sync_in_progress_
+  void run_async_syncs();
+
+  std::mutex sync_mu_;  // guards sync_in_progress_, async_waiters_, async_running_
   std::condition_variable sync_cv_;
   bool sync_in_progress_ = false;
+  struct AsyncWaiter {
+    int64_t end_offset;
+    std::function<void(Status)> done;
+  };
+  std::vector<AsyncWaiter> async_waiters_;
+  bool async_running_ = false;
   std::atomic<int64_t> flushed_offset_{0};
 };
 

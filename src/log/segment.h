@@ -15,6 +15,7 @@
 
 #include "base/status.h"
 #include "io/env.h"
+#include "io/file_range.h"
 #include "log/offset_index.h"
 #include "log/record_batch.h"
 
@@ -22,11 +23,7 @@ namespace evert::log {
 
 // A byte range of a segment file that can be sent as is (e.g. sendfile).
 // Holding it keeps the file open even if retention deletes the segment.
-struct FileSlice {
-  std::shared_ptr<io::File> file;
-  uint64_t position = 0;
-  uint64_t size_bytes = 0;
-};
+using FileSlice = io::FileRange;
 
 // What the appender knows about one batch inside the bytes it appends.
 struct BatchInfo {

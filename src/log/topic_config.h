@@ -17,7 +17,7 @@ enum class TimestampType { kCreateTime, kLogAppendTime };
 
 struct TopicConfig {
   int64_t segment_bytes = 1ll << 30;             // segment.bytes: roll when a segment would exceed this
-  int64_t segment_ms = 7ll * 24 * 3600 * 1000;   // segment.ms: roll when the first batch is older
+  int64_t segment_ms = 7ll * 24 * 3600 * 1000;   // segment.ms: roll when a batch's timestamp is this far past the first's
   int64_t retention_ms = 7ll * 24 * 3600 * 1000; // retention.ms: -1 keeps forever
   int64_t retention_bytes = -1;                  // retention.bytes: per partition, -1 = no limit
   int32_t index_interval_bytes = 4096;           // index.interval.bytes

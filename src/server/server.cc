@@ -4,6 +4,10 @@
 
 #include "base/logging.h"
 
+#include <fmt/format.h>
+
+#include <random>
+
 namespace evert::server {
 
 Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
@@ -23,7 +27,43 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
            r.clean_shutdown ? "clean shutdown" : "recovered after an unclean shutdown", r.elapsed_ms);
   for (const auto& p : r.problems) log_warn("recovery: {}", p);
   log_info("flush policy {}", log::flush_policy_name(config.flush));
+  EVERT_RETURN_IF_ERROR(s->start_kafka());
+  // One line with every chosen port, for scripts and tests (ports may be 0 = any).
+  log_info("listening kafka={}:{}", config.host, s->kafka_port_);
   return s;
+}
+
+Result<std::string> Server::load_cluster_id() {
+  io::Env& env = io::Env::posix();
+  std::string path = io::join_path(config_.data_dir, "cluster.id");
+  if (env.file_exists(path)) {
+    EVERT_ASSIGN_OR_RETURN(std::string id, io::read_whole_file(env, path));
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (!id.empty()) return id;
+  }
+  std::random_device rd;
+  std::string id = fmt::format("evert-{:08x}{:08x}", rd(), rd());
+  EVERT_RETURN_IF_ERROR(io::write_file_atomically(env, path, as_bytes(id + "\n")));
+  return id;
+}
+
+Status Server::start_kafka() {
+  EVERT_ASSIGN_OR_RETURN(std::string cluster_id, load_cluster_id());
+  net_ = std::make_unique<net::NetServer>(config_.io_threads);
+  kafka::BrokerConfig bc;
+  bc.advertised_host = config_.advertised_host.empty() ? config_.host : config_.advertised_host;
+  bc.cluster_id = cluster_id;
+  bc.auto_create_topics = config_.auto_create_topics;
+  bc.default_partitions = config_.default_partitions;
+  broker_ = std::make_unique<kafka::Broker>(bc, log_.get(), net_.get());
+  net::ListenerOptions lo;
+  lo.host = config_.host;
+  lo.port = config_.kafka_port;
+  lo.max_frame_bytes = config_.max_request_bytes;
+  EVERT_ASSIGN_OR_RETURN(kafka_port_, net_->listen(lo, broker_.get()));
+  broker_->set_advertised_port(config_.advertised_port != 0 ? config_.advertised_port : kafka_port_);
+  net_->start();
+  return Status::ok();
 }
 
 Server::~Server() {
@@ -51,7 +91,12 @@ int Server::wait_for_shutdown_signal() {
 
 Status Server::stop() {
   if (!log_) return Status::ok();
+  if (net_) net_->stop();  // no new requests; connections closed
+  // Closing the log drains pending acks=all syncs, whose callbacks still
+  // reach the broker, so the broker goes after it.
   Status s = log_->close();
+  broker_.reset();
+  net_.reset();
   log_.reset();
   if (s.is_ok()) log_info("stopped cleanly");
   return s;

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "base/status.h"
+#include "kafka/server/broker.h"
 #include "log/log_manager.h"
+#include "net/server.h"
 
 namespace evert::server {
 
@@ -22,6 +24,13 @@ struct ServerConfig {
   bool verify_on_open = false;
   int64_t retention_check_interval_ms = 5 * 60 * 1000;
   log::TopicConfig topic_defaults;
+  // Kafka listener.
+  std::string advertised_host;  // empty: --host
+  int advertised_port = 0;      // 0: the bound Kafka port
+  bool auto_create_topics = true;
+  int32_t default_partitions = 1;
+  int io_threads = 2;
+  uint32_t max_request_bytes = 100u << 20;
 };
 
 class Server {
@@ -38,12 +47,19 @@ class Server {
   Status stop();
   log::LogManager& log() { return *log_; }
   const log::OpenReport& open_report() const { return open_report_; }
+  int kafka_port() const { return kafka_port_; }
 
  private:
   explicit Server(const ServerConfig& config) : config_(config) {}
+  Status start_kafka();
+  Result<std::string> load_cluster_id();
+
   ServerConfig config_;
   log::OpenReport open_report_;
   std::unique_ptr<log::LogManager> log_;
+  std::unique_ptr<net::NetServer> net_;
+  std::unique_ptr<kafka::Broker> broker_;
+  int kafka_port_ = 0;
 };
 
 }  // namespace evert::server
