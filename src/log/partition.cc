@@ -330,6 +330,23 @@ Result<int> Partition::enforce_retention() {
   return deleted;
 }
 
+Result<int> Partition::delete_segments_before(int64_t offset) {
+  std::lock_guard lock(append_mu_);
+  int deleted = 0;
+  while (segments_.size() > 1 && segments_.front()->next_offset() <= offset) {
+    std::shared_ptr<Segment> oldest = segments_.front();
+    {
+      std::unique_lock seg_lock(segments_mu_);
+      segments_.erase(segments_.begin());
+      log_start_offset_.store(segments_.front()->base_offset(), std::memory_order_release);
+    }
+    EVERT_RETURN_IF_ERROR(oldest->remove_files());
+    ++deleted;
+  }
+  if (deleted > 0) EVERT_RETURN_IF_ERROR(env_.sync_dir(dir_));
+  return deleted;
+}
+
 void Partition::set_config(const TopicConfig& config) {
   std::lock_guard lock(append_mu_);
   config_ = config;

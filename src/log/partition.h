@@ -98,6 +98,11 @@ class Partition : public std::enable_shared_from_this<Partition> {
   // time). Returns the number of segments deleted.
   Result<int> enforce_retention();
 
+  // Deletes every non-active segment that lies wholly below `offset` and
+  // moves the log start to the first remaining segment. Returns the number
+  // of segments deleted.
+  Result<int> delete_segments_before(int64_t offset);
+
   // Starts a new active segment if the current one holds data.
   Status roll();
   void set_config(const TopicConfig& config);

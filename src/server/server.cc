@@ -55,7 +55,8 @@ Status Server::start_kafka() {
   bc.cluster_id = cluster_id;
   bc.auto_create_topics = config_.auto_create_topics;
   bc.default_partitions = config_.default_partitions;
-  broker_ = std::make_unique<kafka::Broker>(bc, log_.get(), net_.get());
+  EVERT_ASSIGN_OR_RETURN(groups_, kafka::GroupCoordinator::open(log_.get(), kafka::GroupConfig{}, &Clock::system()));
+  broker_ = std::make_unique<kafka::Broker>(bc, log_.get(), net_.get(), groups_.get());
   net::ListenerOptions lo;
   lo.host = config_.host;
   lo.port = config_.kafka_port;
@@ -96,6 +97,7 @@ Status Server::stop() {
   // reach the broker, so the broker goes after it.
   Status s = log_->close();
   broker_.reset();
+  groups_.reset();
   net_.reset();
   log_.reset();
   if (s.is_ok()) log_info("stopped cleanly");

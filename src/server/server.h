@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "kafka/server/broker.h"
+#include "kafka/server/group_coordinator.h"
 #include "log/log_manager.h"
 #include "net/server.h"
 
@@ -58,6 +59,7 @@ class Server {
   log::OpenReport open_report_;
   std::unique_ptr<log::LogManager> log_;
   std::unique_ptr<net::NetServer> net_;
+  std::unique_ptr<kafka::GroupCoordinator> groups_;
   std::unique_ptr<kafka::Broker> broker_;
   int kafka_port_ = 0;
 };

@@ -6,6 +6,7 @@
 #include "kafka/protocol/messages.h"
 #include "kafka/server/broker.h"
 #include "kafka/server/errors.h"
+#include "kafka/server/group_coordinator.h"
 #include "kafka/server/handler_util.h"
 #include "log/file_names.h"
 
@@ -101,7 +102,12 @@ void Broker::handle_delete_topics(std::shared_ptr<Request> req) {
   for (const auto& name : request.topic_names) {
     auto& result = resp.responses.emplace_back();
     result.name = name;
+    if (name == kOffsetsTopic) {
+      result.error_code = err::kInvalidRequest;  // evert's own state
+      continue;
+    }
     Status s = log_->delete_topic(name);
+    if (s.is_ok() && coordinator_) coordinator_->forget_topic(name);
     if (!s.is_ok()) result.error_code = s.code() == ErrorCode::kNotFound ? err::kUnknownTopicOrPartition
                                                                           : kafka_error_for(s);
   }

@@ -8,6 +8,7 @@
 #include "kafka/protocol/messages.h"
 #include "kafka/server/errors.h"
 #include "kafka/server/fetch_waiters.h"
+#include "kafka/server/group_coordinator.h"
 #include "kafka/server/handler_util.h"
 #include "log/file_names.h"
 #include "log/record_batch.h"
@@ -32,12 +33,13 @@ int16_t kafka_error_for(const Status& status) {
   }
 }
 
-Broker::Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net)
-    : config_(config), log_(log), net_(net), waiters_(std::make_shared<FetchWaiters>(this)) {
+Broker::Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net, GroupCoordinator* groups)
+    : config_(config), log_(log), net_(net), coordinator_(groups), waiters_(std::make_shared<FetchWaiters>(this)) {
   log_->set_append_listener([w = std::weak_ptr<FetchWaiters>(waiters_)](const std::string& topic, int32_t partition,
                                                                           int64_t) {
     if (auto waiters = w.lock()) waiters->notify(topic, partition);
   });
+  schedule_group_tick();
 }
 
 Broker::~Broker() {
@@ -62,7 +64,7 @@ void Broker::on_frame(const net::ConnectionInfo& conn, std::vector<uint8_t> fram
   auto prefix = decode_request_header_prefix(d);
   if (!prefix.is_ok()) return fail_request(*req, "frame shorter than a request header");
   req->header = *prefix;
-  const ApiInfo* api = handlers().count(req->header.api_key) ? find_api(req->header.api_key) : nullptr;
+  const ApiInfo* api = serves(req->header.api_key) ? find_api(req->header.api_key) : nullptr;
   int16_t v = req->header.api_version;
   if (req->header.api_key == api_key::kApiVersions && (v < 0 || v > api->max_version)) {
     // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our range, so the
@@ -113,8 +115,49 @@ const std::map<int16_t, Broker::Handler>& Broker::handlers() {
       {api_key::kDescribeConfigs, &Broker::handle_describe_configs},
       {api_key::kAlterConfigs, &Broker::handle_alter_configs},
       {api_key::kIncrementalAlterConfigs, &Broker::handle_incremental_alter_configs},
+      {api_key::kFindCoordinator, &Broker::handle_find_coordinator},
+      {api_key::kJoinGroup, &Broker::handle_join_group},
+      {api_key::kSyncGroup, &Broker::handle_sync_group},
+      {api_key::kHeartbeat, &Broker::handle_heartbeat},
+      {api_key::kLeaveGroup, &Broker::handle_leave_group},
+      {api_key::kOffsetCommit, &Broker::handle_offset_commit},
+      {api_key::kOffsetFetch, &Broker::handle_offset_fetch},
+      {api_key::kDescribeGroups, &Broker::handle_describe_groups},
+      {api_key::kListGroups, &Broker::handle_list_groups},
+      {api_key::kDeleteGroups, &Broker::handle_delete_groups},
   };
   return table;
+}
+
+namespace {
+bool is_group_api(int16_t key) {
+  switch (key) {
+    case api_key::kFindCoordinator:
+    case api_key::kJoinGroup:
+    case api_key::kSyncGroup:
+    case api_key::kHeartbeat:
+    case api_key::kLeaveGroup:
+    case api_key::kOffsetCommit:
+    case api_key::kOffsetFetch:
+    case api_key::kDescribeGroups:
+    case api_key::kListGroups:
+    case api_key::kDeleteGroups: return true;
+    default: return false;
+  }
+}
+}  // namespace
+
+bool Broker::serves(int16_t key) const {
+  if (!handlers().count(key)) return false;
+  return coordinator_ != nullptr || !is_group_api(key);
+}
+
+void Broker::schedule_group_tick() {
+  if (!coordinator_) return;
+  net_->run_after(std::chrono::milliseconds(100), [this] {
+    coordinator_->tick();
+    schedule_group_tick();
+  });
 }
 
 void Broker::dispatch(std::shared_ptr<Request> req) {
@@ -127,7 +170,7 @@ void Broker::handle_api_versions(std::shared_ptr<Request> req) {
   EVERT_DECODE_OR_CLOSE(req, request);
   ApiVersionsResponse resp;
   for (const ApiInfo& a : kApis) {
-    if (!handlers().count(a.key)) continue;
+    if (!serves(a.key)) continue;
     auto& k = resp.api_keys.emplace_back();
     k.api_key = a.key;
     k.min_version = a.min_version;
@@ -179,6 +222,7 @@ void Broker::handle_metadata(std::shared_ptr<Request> req) {
       topic.error_code = err::kUnknownTopicOrPartition;
       continue;
     }
+    topic.is_internal = name == kOffsetsTopic;
     for (int32_t p = 0; p < info->partitions; ++p) {
       auto& part = topic.partitions.emplace_back();
       part.partition_index = p;

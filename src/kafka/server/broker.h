@@ -39,10 +39,12 @@ struct BrokerStats {
 };
 
 class FetchWaiters;
+class GroupCoordinator;
 
 class Broker final : public net::FrameHandler {
  public:
-  Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net);
+  // `groups` may be null: the group apis are then not advertised.
+  Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net, GroupCoordinator* groups);
   ~Broker() override;
 
   void on_frame(const net::ConnectionInfo& conn, std::vector<uint8_t> frame, net::Reply reply) override;
@@ -62,6 +64,7 @@ class Broker final : public net::FrameHandler {
  private:
   using Handler = void (Broker::*)(std::shared_ptr<Request>);
   static const std::map<int16_t, Handler>& handlers();
+  bool serves(int16_t api_key) const;
   void dispatch(std::shared_ptr<Request> req);
   template <typename Resp>
   void respond(Request& req, const Resp& resp) {
@@ -85,6 +88,17 @@ class Broker final : public net::FrameHandler {
   void handle_describe_configs(std::shared_ptr<Request> req);
   void handle_alter_configs(std::shared_ptr<Request> req);
   void handle_incremental_alter_configs(std::shared_ptr<Request> req);
+  void handle_find_coordinator(std::shared_ptr<Request> req);
+  void handle_join_group(std::shared_ptr<Request> req);
+  void handle_sync_group(std::shared_ptr<Request> req);
+  void handle_heartbeat(std::shared_ptr<Request> req);
+  void handle_leave_group(std::shared_ptr<Request> req);
+  void handle_offset_commit(std::shared_ptr<Request> req);
+  void handle_offset_fetch(std::shared_ptr<Request> req);
+  void handle_describe_groups(std::shared_ptr<Request> req);
+  void handle_list_groups(std::shared_ptr<Request> req);
+  void handle_delete_groups(std::shared_ptr<Request> req);
+  void schedule_group_tick();
 
   // Creates `topic` with the default partition count if auto-creation is on.
   bool maybe_auto_create(const std::string& topic);
@@ -92,6 +106,7 @@ class Broker final : public net::FrameHandler {
   BrokerConfig config_;
   log::LogManager* log_;
   net::NetServer* net_;
+  GroupCoordinator* coordinator_;
   BrokerStats stats_;
   std::shared_ptr<FetchWaiters> waiters_;
 
