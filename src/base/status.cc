@@ -17,6 +17,8 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kBusy: return "Busy";
     case ErrorCode::kClosed: return "Closed";
     case ErrorCode::kTimeout: return "Timeout";
+    case ErrorCode::kSequenceError: return "SequenceError";
+    case ErrorCode::kFenced: return "Fenced";
     case ErrorCode::kInternal: return "Internal";
   }
   return "Unknown";

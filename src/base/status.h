@@ -27,6 +27,8 @@ enum class ErrorCode : int {
   kBusy,              // a resource is held by someone else (e.g. a lock)
   kClosed,            // the object was closed/shut down
   kTimeout,           // a deadline passed
+  kSequenceError,     // an idempotent producer's sequence has a gap
+  kFenced,            // an idempotent producer's epoch is older than known
   kInternal,          // an invariant broke; a bug
 };
 

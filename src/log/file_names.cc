@@ -47,6 +47,17 @@ std::optional<ParsedSegmentFileName> parse_segment_file_name(const std::string& 
 
 bool is_temp_file_name(const std::string& name) { return ends_with(name, ".tmp"); }
 
+std::string producer_snapshot_file_name(int64_t offset) { return fmt::format("{:020d}.producers", offset); }
+
+std::optional<int64_t> parse_producer_snapshot_file_name(const std::string& name) {
+  static const std::string kSuffix = ".producers";
+  if (name.size() != kOffsetDigits + kSuffix.size() || !ends_with(name, kSuffix)) return std::nullopt;
+  int64_t offset = 0;
+  auto [ptr, ec] = std::from_chars(name.data(), name.data() + kOffsetDigits, offset);
+  if (ec != std::errc() || ptr != name.data() + kOffsetDigits || offset < 0) return std::nullopt;
+  return offset;
+}
+
 std::string topics_dir(const std::string& data_dir) { return io::join_path(data_dir, "topics"); }
 std::string topic_dir(const std::string& data_dir, const std::string& topic) {
   return io::join_path(topics_dir(data_dir), topic);

@@ -9,6 +9,7 @@
 //     <base offset, 20 digits>.index      sparse offset index (offset_index.h)
 //     <base offset, 20 digits>.timeindex  sparse time index (offset_index.h)
 //     <base offset>.log.damaged-<pos>     bytes cut out of a segment by recovery
+//     <offset, 20 digits>.producers        idempotent-producer state (producer_state.h)
 //   *.tmp                          half-written files; removed on open
 #pragma once
 
@@ -31,6 +32,9 @@ struct ParsedSegmentFileName {
 std::optional<ParsedSegmentFileName> parse_segment_file_name(const std::string& name);
 
 bool is_temp_file_name(const std::string& name);
+
+std::string producer_snapshot_file_name(int64_t offset);
+std::optional<int64_t> parse_producer_snapshot_file_name(const std::string& name);
 
 std::string topics_dir(const std::string& data_dir);
 std::string topic_dir(const std::string& data_dir, const std::string& topic);

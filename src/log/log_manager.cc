@@ -328,6 +328,10 @@ Status LogManager::close() {
   if (bg_thread_.joinable()) bg_thread_.join();
   if (sync_pool_) sync_pool_->shutdown();  // pending sync_async waiters complete first
   Status s = flush_all();
+  for (const auto& p : all_partitions()) {
+    Status ps = p->write_producer_snapshot();
+    if (!ps.is_ok() && s.is_ok()) s = ps;
+  }
   if (!s.is_ok()) return s;  // not clean: the next open validates
   std::string marker = clean_shutdown_path(options_.data_dir);
   {

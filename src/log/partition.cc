@@ -91,6 +91,7 @@ Status Partition::load_segments(PartitionRecovery* recovery) {
   }
   next_offset_ = segments_.back()->next_offset();
   log_start_offset_ = segments_.front()->base_offset();
+  EVERT_RETURN_IF_ERROR(load_producer_state());
   // Whatever survived the restart is made durable before anyone relies on it.
   EVERT_RETURN_IF_ERROR(segments_.back()->sync());
   flushed_offset_ = next_offset_.load();
@@ -150,6 +151,8 @@ Result<AppendResult> Partition::append(MutableByteSpan batches) {
     if (!failed_.is_ok()) return failed_;
     if (batches.size() > size_t(INT32_MAX)) return error(ErrorCode::kTooLarge, "append larger than 2 GiB");
     EVERT_ASSIGN_OR_RETURN(auto infos, validate_locked(batches, &result.log_append_time_ms));
+    EVERT_ASSIGN_OR_RETURN(auto duplicate, check_idempotence_locked(batches, infos));
+    if (duplicate) return *duplicate;
     int64_t incoming_max_timestamp = -1;
     for (const BatchInfo& b : infos) incoming_max_timestamp = std::max(incoming_max_timestamp, b.max_timestamp);
     if (should_roll_locked(batches.size(), incoming_max_timestamp)) EVERT_RETURN_IF_ERROR(roll_locked());
@@ -158,6 +161,10 @@ Result<AppendResult> Partition::append(MutableByteSpan batches) {
     if (!s.is_ok()) {
       if (active->broken()) failed_ = s;  // bytes of unknown state on disk: stop appending
       return s;
+    }
+    for (const BatchInfo& b : infos) {
+      BatchHeader h = decode_batch_header(batches.subspan(b.position_in_buffer, L::kHeaderSize));
+      if (h.producer_id >= 0) producers_.record(h, b.base_offset);
     }
     result.base_offset = infos.front().base_offset;
     result.last_offset = infos.back().last_offset;
@@ -212,6 +219,90 @@ void Partition::run_async_syncs() {
   }
 }
 
+Result<std::optional<AppendResult>> Partition::check_idempotence_locked(MutableByteSpan batches,
+                                                                      const std::vector<BatchInfo>& infos) {
+  for (const BatchInfo& b : infos) {
+    BatchHeader h = decode_batch_header(batches.subspan(b.position_in_buffer, L::kHeaderSize));
+    if (h.producer_id < 0) continue;
+    if (infos.size() > 1)
+      return error(ErrorCode::kInvalidArgument, "an idempotent produce must carry one batch per partition");
+    ProducerBatch stored;
+    EVERT_ASSIGN_OR_RETURN(SequenceCheck verdict, producers_.check(h, &stored));
+    if (verdict == SequenceCheck::kDuplicate) {
+      AppendResult dup;
+      dup.base_offset = stored.base_offset;
+      dup.last_offset = stored.last_offset;
+      dup.batch_count = 1;
+      dup.record_count = stored.last_offset - stored.base_offset + 1;
+      dup.duplicate = true;
+      return std::optional<AppendResult>(dup);
+    }
+  }
+  return std::optional<AppendResult>();
+}
+
+Status Partition::write_producer_snapshot_locked(int64_t offset) {
+  std::string bytes = producers_.encode_snapshot(offset);
+  EVERT_RETURN_IF_ERROR(io::write_file_atomically(env_, io::join_path(dir_, producer_snapshot_file_name(offset)),
+                                                  as_bytes(bytes)));
+  // Keep the newest two; older ones describe states no open will start from.
+  EVERT_ASSIGN_OR_RETURN(auto names, env_.list_dir(dir_));
+  std::vector<int64_t> offsets;
+  for (const auto& n : names)
+    if (auto o = parse_producer_snapshot_file_name(n)) offsets.push_back(*o);
+  std::sort(offsets.begin(), offsets.end());
+  for (size_t i = 0; i + 2 < offsets.size(); ++i)
+    EVERT_RETURN_IF_ERROR(env_.remove_file(io::join_path(dir_, producer_snapshot_file_name(offsets[i]))));
+  return Status::ok();
+}
+
+Status Partition::write_producer_snapshot() {
+  std::lock_guard lock(append_mu_);
+  if (!failed_.is_ok()) return Status::ok();
+  return write_producer_snapshot_locked(next_offset_.load());
+}
+
+size_t Partition::producer_count() const {
+  std::lock_guard lock(append_mu_);
+  return producers_.producer_count();
+}
+
+Status Partition::load_producer_state() {
+  EVERT_ASSIGN_OR_RETURN(auto names, env_.list_dir(dir_));
+  std::vector<int64_t> offsets;
+  for (const auto& n : names)
+    if (auto o = parse_producer_snapshot_file_name(n)) offsets.push_back(*o);
+  std::sort(offsets.rbegin(), offsets.rend());
+  int64_t from = log_start_offset_.load();
+  int64_t hw = next_offset_.load();
+  for (int64_t o : offsets) {
+    if (o > hw) continue;  // describes data lost in a crash
+    auto text = io::read_whole_file(env_, io::join_path(dir_, producer_snapshot_file_name(o)));
+    if (!text.is_ok()) continue;
+    ProducerStateTable table;
+    auto loaded = table.decode_snapshot(*text);
+    if (!loaded.is_ok()) {
+      log_warn("{}: ignoring producer snapshot at {}: {}", dir_, o, loaded.status().message());
+      continue;
+    }
+    producers_ = std::move(table);
+    from = std::max(from, *loaded);
+    break;
+  }
+  // Batches after the snapshot are replayed from their headers.
+  for (const auto& seg : segments_) {
+    if (seg->next_offset() <= from) continue;
+    EVERT_ASSIGN_OR_RETURN(auto damage, scan_batches(*seg->log_file(), 0, seg->size_bytes(), false, seg->base_offset(),
+                                                     [&](uint64_t, const BatchHeader& h, ByteSpan) {
+                                                       if (h.producer_id >= 0 && h.base_offset >= from)
+                                                         producers_.record(h, h.base_offset);
+                                                       return Status::ok();
+                                                     }));
+    (void)damage;  // recovery already cut damaged ranges
+  }
+  return Status::ok();
+}
+
 Status Partition::sync(int64_t end_offset) {
   std::unique_lock lock(sync_mu_);
   while (flushed_offset_.load(std::memory_order_acquire) < end_offset) {
@@ -254,9 +345,12 @@ Status Partition::roll_locked() {
     if (old->next_offset() > flushed_offset_.load()) flushed_offset_.store(old->next_offset());
   }
   EVERT_ASSIGN_OR_RETURN(auto seg, Segment::create(env_, dir_, old->next_offset(), uint32_t(config_.index_interval_bytes)));
-  std::unique_lock seg_lock(segments_mu_);
-  segments_.push_back(std::move(seg));
-  return Status::ok();
+  {
+    std::unique_lock seg_lock(segments_mu_);
+    segments_.push_back(std::move(seg));
+  }
+  // Bounds the scan a restart needs to rebuild producer state to one segment.
+  return write_producer_snapshot_locked(old->next_offset());
 }
 
 std::shared_ptr<Segment> Partition::segment_for(int64_t offset) const {

@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "io/env.h"
+#include "log/producer_state.h"
 #include "log/segment.h"
 #include "log/topic_config.h"
 
@@ -50,6 +51,9 @@ struct AppendResult {
   int64_t record_count = 0;
   // The timestamp stamped on the batches under LogAppendTime, else -1.
   int64_t log_append_time_ms = -1;
+  // An idempotent producer's retry of a batch already stored: nothing was
+  // appended and the offsets are those of the stored batch.
+  bool duplicate = false;
 };
 
 struct ReadResult {
@@ -107,6 +111,11 @@ class Partition : public std::enable_shared_from_this<Partition> {
   Status roll();
   void set_config(const TopicConfig& config);
   TopicConfig config() const;
+  // Writes the idempotent-producer state as of the high watermark (clean
+  // shutdown), so the next open needs no scan.
+  Status write_producer_snapshot();
+  size_t producer_count() const;
+
   // Deletes every file of the partition (topic deletion). The object must
   // not be used afterwards.
   Status remove_all();
@@ -122,6 +131,11 @@ class Partition : public std::enable_shared_from_this<Partition> {
  private:
   Partition(io::Env& env, std::string dir, const PartitionOptions& options);
   Status load_segments(PartitionRecovery* recovery);
+  Status load_producer_state();
+  Status write_producer_snapshot_locked(int64_t offset);
+  // Applies the idempotence rules to an append; nullopt = go ahead.
+  Result<std::optional<AppendResult>> check_idempotence_locked(MutableByteSpan batches,
+                                                               const std::vector<BatchInfo>& infos);
   Status roll_locked();
   // Size, or segment.ms between the active segment's first batch and the
   // incoming batches' largest timestamp.
@@ -139,6 +153,7 @@ class Partition : public std::enable_shared_from_this<Partition> {
   mutable std::mutex append_mu_;  // serializes append/roll/retention; guards config_, failed_
   TopicConfig config_;
   Status failed_;
+  ProducerStateTable producers_;
 
   mutable std::shared_mutex segments_mu_;  // guards segments_
   std::vector<std::shared_ptr<Segment>> segments_;

@@ -29,12 +29,20 @@ int16_t kafka_error_for(const Status& status) {
     case ErrorCode::kInvalidArgument: return err::kInvalidRequest;
     case ErrorCode::kAlreadyExists: return err::kTopicAlreadyExists;
     case ErrorCode::kTimeout: return err::kRequestTimedOut;
+    case ErrorCode::kSequenceError: return err::kOutOfOrderSequenceNumber;
+    case ErrorCode::kFenced: return err::kInvalidProducerEpoch;
     default: return err::kUnknownServerError;
   }
 }
 
 Broker::Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net, GroupCoordinator* groups)
-    : config_(config), log_(log), net_(net), coordinator_(groups), waiters_(std::make_shared<FetchWaiters>(this)) {
+    : config_(config),
+      log_(log),
+      net_(net),
+      coordinator_(groups),
+      producer_ids_(std::make_unique<ProducerIdAllocator>(log->options().env,
+                                                          io::join_path(log->options().data_dir, "producer.ids"))),
+      waiters_(std::make_shared<FetchWaiters>(this)) {
   log_->set_append_listener([w = std::weak_ptr<FetchWaiters>(waiters_)](const std::string& topic, int32_t partition,
                                                                           int64_t) {
     if (auto waiters = w.lock()) waiters->notify(topic, partition);
@@ -125,6 +133,7 @@ const std::map<int16_t, Broker::Handler>& Broker::handlers() {
       {api_key::kDescribeGroups, &Broker::handle_describe_groups},
       {api_key::kListGroups, &Broker::handle_list_groups},
       {api_key::kDeleteGroups, &Broker::handle_delete_groups},
+      {api_key::kInitProducerId, &Broker::handle_init_producer_id},
   };
   return table;
 }
@@ -292,7 +301,7 @@ void Broker::handle_produce(std::shared_ptr<Request> req) {
         log_debug("produce to {}-{}: {}", topic_data.name, pd.index, appended.status().to_string());
         continue;
       }
-      ++stats_.produced_batches;
+      if (!appended->duplicate) ++stats_.produced_batches;
       part.base_offset = appended->base_offset;
       part.log_append_time_ms = appended->log_append_time_ms;
       part.log_start_offset = partition->log_start_offset();
@@ -322,6 +331,30 @@ void Broker::handle_produce(std::shared_ptr<Request> req) {
       if (last) respond(*state->req, state->resp);
     });
   }
+}
+
+void Broker::handle_init_producer_id(std::shared_ptr<Request> req) {
+  InitProducerIdRequest request;
+  EVERT_DECODE_OR_CLOSE(req, request);
+  InitProducerIdResponse resp;
+  resp.producer_epoch = -1;
+  if (request.transactional_id) {
+    resp.error_code = err::kInvalidRequest;  // transactions are not implemented
+  } else if (request.producer_id >= 0 && request.producer_epoch >= 0 && request.producer_epoch < INT16_MAX) {
+    // An idempotent producer bumping its epoch (KIP-360) keeps its id.
+    resp.producer_id = request.producer_id;
+    resp.producer_epoch = int16_t(request.producer_epoch + 1);
+  } else {
+    auto id = producer_ids_->next();
+    if (!id.is_ok()) {
+      resp.error_code = kafka_error_for(id.status());
+      log_error("allocating a producer id: {}", id.status().to_string());
+    } else {
+      resp.producer_id = *id;
+      resp.producer_epoch = 0;
+    }
+  }
+  respond(*req, resp);
 }
 
 void Broker::handle_fetch(std::shared_ptr<Request> req) {

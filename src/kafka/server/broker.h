@@ -15,6 +15,7 @@
 
 #include "kafka/protocol/header.h"
 #include "kafka/protocol/wire.h"
+#include "kafka/server/producer_ids.h"
 #include "log/log_manager.h"
 #include "net/server.h"
 
@@ -98,6 +99,7 @@ class Broker final : public net::FrameHandler {
   void handle_describe_groups(std::shared_ptr<Request> req);
   void handle_list_groups(std::shared_ptr<Request> req);
   void handle_delete_groups(std::shared_ptr<Request> req);
+  void handle_init_producer_id(std::shared_ptr<Request> req);
   void schedule_group_tick();
 
   // Creates `topic` with the default partition count if auto-creation is on.
@@ -107,6 +109,7 @@ class Broker final : public net::FrameHandler {
   log::LogManager* log_;
   net::NetServer* net_;
   GroupCoordinator* coordinator_;
+  std::unique_ptr<ProducerIdAllocator> producer_ids_;
   BrokerStats stats_;
   std::shared_ptr<FetchWaiters> waiters_;
 

@@ -25,6 +25,8 @@ inline constexpr int16_t kInvalidConfig = 40;
 inline constexpr int16_t kInvalidRequest = 42;
 inline constexpr int16_t kUnsupportedForMessageFormat = 43;
 inline constexpr int16_t kInvalidTxnState = 48;
+inline constexpr int16_t kOutOfOrderSequenceNumber = 45;
+inline constexpr int16_t kInvalidProducerEpoch = 47;
 inline constexpr int16_t kKafkaStorageError = 56;
 inline constexpr int16_t kInvalidRecord = 87;
 }  // namespace evert::kafka::err
