@@ -28,8 +28,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
   for (const auto& p : r.problems) log_warn("recovery: {}", p);
   log_info("flush policy {}", log::flush_policy_name(config.flush));
   EVERT_RETURN_IF_ERROR(s->start_kafka());
+  EVERT_RETURN_IF_ERROR(s->start_http());
   // One line with every chosen port, for scripts and tests (ports may be 0 = any).
-  log_info("listening kafka={}:{}", config.host, s->kafka_port_);
+  log_info("listening kafka={}:{} http={}:{}", config.host, s->kafka_port_, config.host, s->http_port_);
   return s;
 }
 
@@ -90,8 +91,22 @@ int Server::wait_for_shutdown_signal() {
   return sig;
 }
 
+Status Server::start_http() {
+  http_ = std::make_unique<serve::HttpServer>();
+  api_sources_ = ApiSources{log_.get(), groups_.get(), broker_.get(), net_.get(), config_.data_dir, kafka_port_, 0,
+                            Clock::system().now_ms()};
+  register_status_routes(*http_, &api_sources_);
+  serve::HttpServerOptions ho;
+  ho.host = config_.host;
+  ho.port = config_.http_port;
+  EVERT_ASSIGN_OR_RETURN(http_port_, http_->start(ho));
+  api_sources_.http_port = http_port_;
+  return Status::ok();
+}
+
 Status Server::stop() {
   if (!log_) return Status::ok();
+  if (http_) http_->stop();
   if (net_) net_->stop();  // no new requests; connections closed
   // Closing the log drains pending acks=all syncs, whose callbacks still
   // reach the broker, so the broker goes after it.

@@ -12,6 +12,8 @@
 #include "kafka/server/group_coordinator.h"
 #include "log/log_manager.h"
 #include "net/server.h"
+#include "serve/http/http_server.h"
+#include "server/http_api.h"
 
 namespace evert::server {
 
@@ -49,10 +51,12 @@ class Server {
   log::LogManager& log() { return *log_; }
   const log::OpenReport& open_report() const { return open_report_; }
   int kafka_port() const { return kafka_port_; }
+  int http_port() const { return http_port_; }
 
  private:
   explicit Server(const ServerConfig& config) : config_(config) {}
   Status start_kafka();
+  Status start_http();
   Result<std::string> load_cluster_id();
 
   ServerConfig config_;
@@ -62,6 +66,9 @@ class Server {
   std::unique_ptr<kafka::GroupCoordinator> groups_;
   std::unique_ptr<kafka::Broker> broker_;
   int kafka_port_ = 0;
+  std::unique_ptr<serve::HttpServer> http_;
+  ApiSources api_sources_;
+  int http_port_ = 0;
 };
 
 }  // namespace evert::server
