@@ -13,8 +13,9 @@ CTEST_ARGS ?=
 
 # Debian packages the build and the tests need (bookworm names).
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
-  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 procps
+  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev \
+  librdkafka-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev \
+  python3 procps kcat python3-confluent-kafka python3-kafka
 
 .PHONY: deps build run test test-asan bench clean
 
@@ -27,6 +28,9 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@command -v npm >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	@cd tests/clients && [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --silent
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)

@@ -139,6 +139,15 @@ int run_dump(const std::string& path, bool print_data) {
   return dump_segment(env, path, print_data);
 }
 
+bool holds_segments(io::Env& env, const std::string& dir) {
+  auto names = env.list_dir(dir);
+  if (!names.is_ok()) return true;  // the check itself reports why
+  return std::any_of(names->begin(), names->end(), [](const std::string& n) {
+    auto p = log::parse_segment_file_name(n);
+    return p && p->kind == log::SegmentFileKind::kLog;
+  });
+}
+
 int run_check(const std::string& data_dir) {
   io::Env& env = io::Env::posix();
   log::CheckReport report;
@@ -150,6 +159,14 @@ int run_check(const std::string& data_dir) {
     }
     report = std::move(r).value();
   } else if (env.dir_exists(data_dir)) {
+    // Reporting "0 segments: OK" for a mistyped path would hide the mistake.
+    if (!holds_segments(env, data_dir)) {
+      fmt::print(stderr,
+                 "evert log check: {} is neither an evert data directory (no topics/) nor a partition directory "
+                 "(no .log segments)\n",
+                 data_dir);
+      return 2;
+    }
     if (Status s = log::check_partition_dir(env, data_dir, &report); !s.is_ok()) {
       fmt::print(stderr, "evert log check: {}\n", s.message());
       return 2;
