@@ -171,6 +171,11 @@ Status SegmentIndex::rewrite_files() {
   return time_file_->write_at(0, as_bytes(tdata));
 }
 
+Status SegmentIndex::sync() {
+  EVERT_RETURN_IF_ERROR(offset_file_->sync_data());
+  return time_file_->sync_data();
+}
+
 size_t SegmentIndex::entry_count() const {
   std::lock_guard lock(mu_);
   return offsets_.size();

@@ -85,6 +85,10 @@ class SegmentIndex {
   // the files to match.
   Status truncate_to_position(uint64_t position);
 
+  // fdatasyncs both index files (at roll and clean close: a closed
+  // segment's index is trusted on open, so it must be whole on disk).
+  Status sync();
+
   size_t entry_count() const;
   std::optional<OffsetIndexEntry> last_offset_entry() const;
   std::vector<OffsetIndexEntry> offset_entries() const;

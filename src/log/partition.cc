@@ -258,7 +258,10 @@ Status Partition::write_producer_snapshot_locked(int64_t offset) {
 
 Status Partition::write_producer_snapshot() {
   std::lock_guard lock(append_mu_);
-  if (!failed_.is_ok()) return Status::ok();
+  if (!failed_.is_ok() || segments_.empty()) return Status::ok();
+  // A clean close skips validation of the active segment at the next open,
+  // so its index must be durable too.
+  EVERT_RETURN_IF_ERROR(segments_.back()->sync_index());
   return write_producer_snapshot_locked(next_offset_.load());
 }
 
@@ -338,8 +341,10 @@ Status Partition::roll() {
 
 Status Partition::roll_locked() {
   std::shared_ptr<Segment> old = segments_.back();
-  // A closed segment is never validated again on open, so it must be whole on disk.
+  // A closed segment is never validated again on open, so it (and the index
+  // that open trusts) must be whole on disk.
   EVERT_RETURN_IF_ERROR(old->sync());
+  EVERT_RETURN_IF_ERROR(old->sync_index());
   {
     std::lock_guard lock(sync_mu_);
     if (old->next_offset() > flushed_offset_.load()) flushed_offset_.store(old->next_offset());

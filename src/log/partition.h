@@ -111,8 +111,9 @@ class Partition : public std::enable_shared_from_this<Partition> {
   Status roll();
   void set_config(const TopicConfig& config);
   TopicConfig config() const;
-  // Writes the idempotent-producer state as of the high watermark (clean
-  // shutdown), so the next open needs no scan.
+  // For a clean shutdown: syncs the active segment's index and writes the
+  // idempotent-producer state as of the high watermark, so the next open
+  // needs no scan.
   Status write_producer_snapshot();
   size_t producer_count() const;
 

@@ -68,7 +68,10 @@ Result<std::optional<Damage>> scan_batches(const io::File& file, uint64_t start,
     if (h.total_size() > left)
       return std::optional<Damage>(
           Damage{pos, fmt::format("torn batch: declares {} bytes, {} left", h.total_size(), left)});
-    if (h.base_offset < next_min)
+    // base_offset is not covered by the CRC. Within a file offsets run on
+    // without gaps (the log assigns them; a roll or a split starts a new
+    // file), so after the first batch a jump ahead is damage as well.
+    if (h.base_offset < next_min || (pos != start && h.base_offset != next_min))
       return std::optional<Damage>(
           Damage{pos, fmt::format("base offset {} does not follow {}", h.base_offset, next_min - 1)});
     EVERT_ASSIGN_OR_RETURN(have, reader.ensure(pos, h.total_size()));
@@ -115,11 +118,20 @@ Result<std::unique_ptr<Segment>> Segment::create(io::Env& env, const std::string
   std::unique_ptr<Segment> seg(new Segment(env, dir, base_offset, index_interval_bytes));
   EVERT_ASSIGN_OR_RETURN(auto file, env.open_file(seg->log_path_, io::OpenMode::kCreateNew));
   seg->log_file_ = std::move(file);
-  EVERT_ASSIGN_OR_RETURN(seg->index_,
-                         SegmentIndex::create(env, io::join_path(dir, segment_file_name(base_offset, SegmentFileKind::kOffsetIndex)),
-                                              io::join_path(dir, segment_file_name(base_offset, SegmentFileKind::kTimeIndex)),
-                                              base_offset));
-  EVERT_RETURN_IF_ERROR(env.sync_dir(dir));
+  auto index =
+      SegmentIndex::create(env, io::join_path(dir, segment_file_name(base_offset, SegmentFileKind::kOffsetIndex)),
+                           io::join_path(dir, segment_file_name(base_offset, SegmentFileKind::kTimeIndex)),
+                           base_offset);
+  Status s = index.is_ok() ? env.sync_dir(dir) : index.status();
+  if (!s.is_ok()) {
+    // A half-made segment must not stay behind (e.g. the disk filled while
+    // writing the index headers): the partition goes on appending to the old
+    // segment, and an empty file at this base would later shadow those offsets.
+    if (Status r = seg->remove_files(); !r.is_ok())
+      log_warn("{}: removing it after a failed create: {}", seg->log_path_, r.message());
+    return s;
+  }
+  seg->index_ = std::move(index).value();
   return seg;
 }
 
@@ -164,29 +176,52 @@ Result<std::unique_ptr<Segment>> Segment::open_and_recover(io::Env& env, const s
 Status Segment::find_end_trusting_index(bool* damaged) {
   EVERT_ASSIGN_OR_RETURN(uint64_t size, log_file_->size_bytes());
   auto last = index_->last_offset_entry();
-  uint64_t start = last ? last->position : 0;
-  int64_t min_offset = last ? base_offset_ + last->relative_offset : base_offset_;
   auto times = index_->time_entries();
-  if (!times.empty()) max_timestamp_ = times.back().timestamp;
+  // A time entry bounds only the records before it, and the time index is
+  // never synced: after a power cut it may hold fewer entries than the offset
+  // index. So the scan starts at the last time entry's batch (read_index_files
+  // checked that the offset index names it), not at the last offset entry.
+  uint64_t start = 0;
+  int64_t min_offset = base_offset_;
+  if (!times.empty()) {
+    max_timestamp_ = times.back().timestamp;
+    min_offset = base_offset_ + times.back().relative_offset;
+    start = index_->lookup_position(min_offset);
+  }
   bytes_since_index_ = 0;
   bool first = true;
-  EVERT_ASSIGN_OR_RETURN(auto damage,
-                         scan_batches(*log_file_, start, size, false, min_offset,
-                                      [&](uint64_t pos, const BatchHeader& h, ByteSpan) {
-                                        if (first && last && h.base_offset != min_offset)
-                                          return error(ErrorCode::kCorruption, "index entry does not match batch");
-                                        first = false;
-                                        bytes_since_index_ += h.total_size();
-                                        note_batch(pos + h.total_size(), h.last_offset(), h.max_timestamp);
-                                        return Status::ok();
-                                      }));
+  bool last_entry_seen = !last;
+  bool mismatch = false;  // an index entry names a batch start with other offsets: rebuild
+  auto scanned = scan_batches(*log_file_, start, size, false, min_offset,
+                              [&](uint64_t pos, const BatchHeader& h, ByteSpan) {
+                                bool at_last_entry = last && pos == last->position;
+                                if ((first && h.base_offset != min_offset) ||
+                                    (at_last_entry && h.base_offset != base_offset_ + last->relative_offset)) {
+                                  mismatch = true;
+                                  return error(ErrorCode::kCorruption, "index entry does not match batch");
+                                }
+                                first = false;
+                                if (at_last_entry) {
+                                  last_entry_seen = true;
+                                  bytes_since_index_ = 0;
+                                }
+                                bytes_since_index_ += h.total_size();
+                                note_batch(pos + h.total_size(), h.last_offset(), h.max_timestamp);
+                                return Status::ok();
+                              });
+  if (mismatch) {
+    log_warn("{}: index entry does not match the batch it names; validating the whole segment", log_path_);
+    *damaged = true;
+    return Status::ok();
+  }
+  EVERT_ASSIGN_OR_RETURN(auto damage, std::move(scanned));
   if (damage) {
     log_warn("{}: damaged bytes at position {} ({}); validating the whole segment", log_path_, damage->position,
              damage->reason);
     *damaged = true;
     return Status::ok();
   }
-  if (last && first) *damaged = true;  // the indexed batch is missing
+  if (!last_entry_seen) *damaged = true;  // the last indexed batch is missing or not a batch start
   if (size > 0) {
     EVERT_ASSIGN_OR_RETURN(BatchHeader h, read_header_prefix(*log_file_, 0, kTimestampsPrefix));
     first_batch_timestamp_ = h.max_timestamp;
@@ -205,13 +240,25 @@ Status Segment::recover(RecoveryReport* report) {
   first_batch_timestamp_ = -1;
   bytes_since_index_ = 0;
   EVERT_ASSIGN_OR_RETURN(uint64_t size, log_file_->size_bytes());
-  EVERT_ASSIGN_OR_RETURN(auto damage, scan_batches(*log_file_, 0, size, true, base_offset_,
-                                                   [&](uint64_t pos, const BatchHeader& h, ByteSpan) {
-                                                     EVERT_RETURN_IF_ERROR(index_batch(pos, h));
-                                                     if (pos == 0) first_batch_timestamp_ = h.max_timestamp;
-                                                     note_batch(pos + h.total_size(), h.last_offset(), h.max_timestamp);
-                                                     return Status::ok();
-                                                   }));
+  // The first batch must start at the offset the file is named after.
+  std::optional<int64_t> misplaced_first;
+  auto visit = [&](uint64_t pos, const BatchHeader& h, ByteSpan) {
+    if (pos == 0 && h.base_offset != base_offset_) {
+      misplaced_first = h.base_offset;
+      return error(ErrorCode::kCorruption, "first batch not at the segment's base offset");
+    }
+    EVERT_RETURN_IF_ERROR(index_batch(pos, h));
+    if (pos == 0) first_batch_timestamp_ = h.max_timestamp;
+    note_batch(pos + h.total_size(), h.last_offset(), h.max_timestamp);
+    return Status::ok();
+  };
+  auto scanned = scan_batches(*log_file_, 0, size, true, base_offset_, visit);
+  std::optional<Damage> damage;
+  if (misplaced_first) {
+    damage = Damage{0, fmt::format("base offset {} is not the segment's {}", *misplaced_first, base_offset_)};
+  } else {
+    EVERT_ASSIGN_OR_RETURN(damage, std::move(scanned));
+  }
   report->valid_bytes = size_bytes();
   if (!damage) return Status::ok();
   report->damage = damage;
@@ -300,7 +347,12 @@ Status Segment::append(ByteSpan data, std::span<const BatchInfo> batches) {
     BatchHeader h;
     h.base_offset = b.base_offset;
     h.batch_length = int32_t(b.size_bytes - L::kLengthPrefix);
-    EVERT_RETURN_IF_ERROR(index_batch(start + b.position_in_buffer, h));
+    // The batch is written; a missing index entry only makes lookups scan a
+    // little further, and a partly written one is rebuilt on open. Failing
+    // here would leave the index holding an entry for a batch the segment
+    // does not count, which breaks the next append.
+    if (Status s = index_batch(start + b.position_in_buffer, h); !s.is_ok())
+      log_warn("{}: no index entry for offset {}: {}", log_path_, b.base_offset, s.message());
     note_batch(start + b.position_in_buffer + b.size_bytes, b.last_offset, b.max_timestamp);
   }
   return Status::ok();

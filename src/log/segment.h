@@ -41,8 +41,9 @@ struct Damage {
 };
 
 // Walks the batches of [start, end) of a file front to back in large reads.
-// Stops at the first batch that fails validation (length, magic, offsets
-// not above `min_base_offset - 1`, CRC when `verify_crc`) and returns where.
+// Stops at the first batch that fails validation (length, magic, a first
+// base offset below `min_base_offset` or a later one that does not follow
+// its predecessor, CRC when `verify_crc`) and returns where.
 // `visit` sees every valid batch, whole.
 using BatchVisitor = std::function<Status(uint64_t position, const BatchHeader& header, ByteSpan batch)>;
 Result<std::optional<Damage>> scan_batches(const io::File& file, uint64_t start, uint64_t end, bool verify_crc,
@@ -94,6 +95,7 @@ class Segment {
   Result<std::optional<int64_t>> offset_for_timestamp(int64_t target_timestamp) const;
 
   Status sync() { return log_file_->sync_data(); }
+  Status sync_index() { return index_->sync(); }
   // Deletes the segment's files; open slices stay readable.
   Status remove_files();
 
