@@ -40,8 +40,8 @@ void print_batch(uint64_t pos, const log::BatchHeader& h, ByteSpan bytes, bool p
       h.partition_leader_epoch, h.transactional(), h.control(), pos, h.log_append_time() ? "LogAppendTime" : "CreateTime",
       h.max_timestamp, h.total_size(), h.magic, log::compression_name(h.compression()),
       log::validate_batch(bytes).is_ok());
-  if (h.compression() != log::Compression::kNone) return;
-  auto records = log::decode_records(bytes);
+  std::string inflated;
+  auto records = log::decode_records(bytes, &inflated);
   if (!records.is_ok()) {
     fmt::print("| records unreadable: {}\n", records.status().message());
     return;

@@ -4,6 +4,7 @@
 
 #include "base/assert.h"
 #include "base/crc32c.h"
+#include "log/compression.h"
 
 namespace evert::log {
 namespace L = batch_layout;
@@ -104,12 +105,26 @@ Result<std::vector<Record>> decode_records(ByteSpan batch) {
   if (h.compression() != Compression::kNone)
     return error(ErrorCode::kUnsupported,
                  fmt::format("batch at offset {} is {}-compressed", h.base_offset, compression_name(h.compression())));
+  return parse_records(h, batch.subspan(L::kHeaderSize));
+}
+
+Result<std::vector<Record>> decode_records(ByteSpan batch, std::string* decompressed) {
+  EVERT_RETURN_IF_ERROR(validate_batch(batch));
+  BatchHeader h = decode_batch_header(batch);
+  if (h.compression() == Compression::kNone) return parse_records(h, batch.subspan(L::kHeaderSize));
+  auto inflated = decompress(h.compression(), batch.subspan(L::kHeaderSize));
+  if (!inflated.is_ok()) return inflated.status().with_context(fmt::format("batch at offset {}", h.base_offset));
+  *decompressed = std::move(inflated).value();
+  return parse_records(h, as_bytes(*decompressed));
+}
+
+Result<std::vector<Record>> parse_records(const BatchHeader& h, ByteSpan payload) {
   // Each record takes at least 7 bytes, so the count is bounded by the size.
-  if (size_t(h.records_count) > (batch.size() - L::kHeaderSize) / 7 + 1)
+  if (size_t(h.records_count) > payload.size() / 7 + 1)
     return error(ErrorCode::kCorruption, "records count larger than the batch can hold");
   std::vector<Record> records;
   records.reserve(size_t(h.records_count));
-  ByteReader r(batch.subspan(L::kHeaderSize));
+  ByteReader r(payload);
   for (int32_t i = 0; i < h.records_count; ++i) {
     int32_t length = r.varint();
     if (!r.ok() || length < 0 || size_t(length) > r.remaining())

@@ -135,6 +135,11 @@ struct Record {
 // (kUnsupported) and on malformed record bytes (kCorruption); never reads
 // outside `batch`.
 Result<std::vector<Record>> decode_records(ByteSpan batch);
+// Also reads compressed batches: their payload is decompressed into
+// *decompressed (compression.h), which the returned views point into.
+Result<std::vector<Record>> decode_records(ByteSpan batch, std::string* decompressed);
+// Parses the (uncompressed) records payload of a batch with header `h`.
+Result<std::vector<Record>> parse_records(const BatchHeader& h, ByteSpan payload);
 
 // Builds an uncompressed batch; used by evert's own producers (CLI, SQL
 // INSERT), tests and benchmarks.

@@ -386,11 +386,11 @@ Result<std::optional<int64_t>> Segment::offset_for_timestamp(int64_t target) con
     if (h.batch_length <= 0 || pos + h.total_size() > end)
       return error(ErrorCode::kCorruption, fmt::format("{}: bad batch at position {}", log_path_, pos));
     if (h.max_timestamp >= target) {
-      if (h.compression() != Compression::kNone) return std::optional<int64_t>(h.base_offset);
       std::vector<uint8_t> batch(h.total_size());
       EVERT_ASSIGN_OR_RETURN(size_t n, log_file_->read_at(pos, MutableByteSpan(batch.data(), batch.size())));
       if (n != batch.size()) return error(ErrorCode::kCorruption, "short read");
-      EVERT_ASSIGN_OR_RETURN(auto records, decode_records(ByteSpan(batch.data(), batch.size())));
+      std::string inflated;
+      EVERT_ASSIGN_OR_RETURN(auto records, decode_records(ByteSpan(batch.data(), batch.size()), &inflated));
       for (const Record& r : records)
         if (r.timestamp >= target) return std::optional<int64_t>(r.offset);
       return std::optional<int64_t>(h.base_offset);  // max_timestamp disagrees with the records
