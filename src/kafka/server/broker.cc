@@ -184,6 +184,11 @@ void Broker::handle_api_versions(std::shared_ptr<Request> req) {
     k.api_key = a.key;
     k.min_version = a.min_version;
     k.max_version = a.max_version;
+    // librdkafka before 2.10 (confluentinc/librdkafka#4956) sends gzip,
+    // snappy and lz4 batches uncompressed unless Produce v0 is advertised.
+    // Like Kafka 4 (KAFKA-18659) we advertise it; on_frame still refuses
+    // versions below the spec's minimum.
+    if (a.key == api_key::kProduce) k.min_version = 0;
   }
   respond(*req, resp);
 }
@@ -401,7 +406,8 @@ void Broker::handle_list_offsets(std::shared_ptr<Request> req) {
             auto n = read->slice->file->read_at(read->slice->position,
                                                 MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
             if (n.is_ok()) {
-              auto records = log::decode_records(as_bytes(std::string_view(batch.data(), *n)));
+              std::string inflated;
+              auto records = log::decode_records(as_bytes(std::string_view(batch.data(), *n)), &inflated);
               if (records.is_ok())
                 for (const auto& r : *records)
                   if (r.offset == part.offset) part.timestamp = r.timestamp;
