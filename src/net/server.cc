@@ -24,6 +24,12 @@ constexpr size_t kFramePrefixBytes = 4;
 // Responses written with one gather-write at most.
 constexpr size_t kCoalesceResponsesMax = 64;
 constexpr size_t kSendfileChunkBytes = 1u << 30;
+// A frame's buffer starts at this size and doubles as its bytes arrive, so a
+// peer that declares a large frame and sends little of it cannot make the
+// server reserve the declared size: a connection holds at most this much, or
+// twice what it has sent. Frames up to this size (most produce requests) are
+// read in one go, without the copies that growing costs.
+constexpr size_t kFrameFirstReadBytes = 1u << 20;
 }  // namespace
 
 struct NetServer::Impl {
@@ -100,10 +106,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
                options_.max_frame_bytes);
       return close_now();
     }
-    body_.resize(size_t(size));
-    asio::async_read(socket_, asio::buffer(body_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec2, size_t) {
-                       self->on_body(ec2);
+    frame_bytes_ = size_t(size);
+    body_.clear();
+    read_body_part();
+  }
+
+  // Reads the next part of the frame body into a buffer grown by doubling.
+  void read_body_part() {
+    size_t have = body_.size();
+    size_t want = std::min(frame_bytes_, std::max(kFrameFirstReadBytes, 2 * have));
+    body_.resize(want);
+    asio::async_read(socket_, asio::buffer(body_.data() + have, want - have),
+                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                       if (ec) return self->close_now();
+                       if (self->body_.size() < self->frame_bytes_) return self->read_body_part();
+                       self->on_body(ec);
                      }));
   }
 
@@ -254,6 +271,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Everything below is touched only on strand_.
   uint8_t size_buf_[kFramePrefixBytes] = {};
   std::vector<uint8_t> body_;
+  size_t frame_bytes_ = 0;  // declared size of the frame being read
   uint64_t next_seq_ = 0;
   uint64_t next_write_seq_ = 0;
   uint32_t in_flight_ = 0;

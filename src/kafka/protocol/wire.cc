@@ -70,6 +70,10 @@ uint64_t Decoder::read_uvarint() {
   for (int shift = 0; shift < 64; shift += 7) {
     if (!need(1)) return 0;
     uint8_t b = data_[pos_++];
+    if (shift == 63 && b > 1) {
+      fail("varint overflows 64 bits");
+      return 0;
+    }
     result |= uint64_t(b & 0x7f) << shift;
     if ((b & 0x80) == 0) return result;
   }
@@ -219,6 +223,10 @@ void Encoder::write_float64(double v) {
 }
 
 void Encoder::write_string(std::string_view s, bool compact) {
+  // A classic string's length is an int16. Longer text (an error message
+  // quoting a long client-supplied name) is cut rather than written with a
+  // wrapped length that would corrupt the whole response.
+  if (!compact && s.size() > size_t(INT16_MAX)) s = s.substr(0, size_t(INT16_MAX));
   if (compact) {
     write_uvarint(s.size() + 1);
   } else {

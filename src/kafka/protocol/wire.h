@@ -9,7 +9,8 @@
 //   float64                    IEEE 754, 8 bytes
 //   uuid                       16 bytes
 //   uvarint / varint           7 bits per byte, low group first (varint zig-zag)
-//   string / nullable string   int16 length (-1 = null) + UTF-8
+//   string / nullable string   int16 length (-1 = null) + UTF-8; the encoder
+//                              cuts longer strings at 32767 bytes
 //   bytes / nullable bytes     int32 length (-1 = null)
 //   array                      int32 count (-1 = null)
 //   compact string/bytes/array uvarint(length + 1), 0 = null   (flexible versions)

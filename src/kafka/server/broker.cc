@@ -55,6 +55,8 @@ Broker::~Broker() {
   waiters_->shutdown();
 }
 
+void Broker::on_close(const net::ConnectionInfo& conn) { waiters_->cancel_connection(conn.id); }
+
 void Broker::fail_request(Request& req, const std::string& why) {
   ++stats_.bad_requests;
   log_warn("connection {} from {}: {} request v{} (correlation id {}): {}; closing the connection", req.conn.id,

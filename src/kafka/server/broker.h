@@ -49,6 +49,7 @@ class Broker final : public net::FrameHandler {
   ~Broker() override;
 
   void on_frame(const net::ConnectionInfo& conn, std::vector<uint8_t> frame, net::Reply reply) override;
+  void on_close(const net::ConnectionInfo& conn) override;
   void set_advertised_port(int port) { config_.advertised_port = port; }
   const BrokerConfig& config() const { return config_; }
   const BrokerStats& stats() const { return stats_; }

@@ -120,6 +120,25 @@ bool FetchWaiters::try_complete(const std::shared_ptr<FetchState>& fetch, bool f
   return true;
 }
 
+void FetchWaiters::cancel_connection(uint64_t connection_id) {
+  std::vector<std::shared_ptr<FetchState>> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (it->second->req->conn.id == connection_id) {
+        gone.push_back(it->second);
+        it = parked_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // The replies go to a closed connection; marking them done stops the
+  // timers' evaluations, and skip() satisfies each Reply's contract.
+  for (auto& f : gone)
+    if (!f->done.exchange(true)) f->req->reply.skip();
+}
+
 void FetchWaiters::shutdown() {
   std::vector<std::shared_ptr<FetchState>> all;
   {

@@ -39,6 +39,9 @@ class FetchWaiters : public std::enable_shared_from_this<FetchWaiters> {
   void notify(const std::string& topic, int32_t partition);
   // Answers every parked fetch now (server stopping).
   void shutdown();
+  // Forgets the parked fetches of a closed connection: nobody will read
+  // their answers, and a reconnecting client must not pile them up.
+  void cancel_connection(uint64_t connection_id);
 
  private:
   using Key = std::pair<std::string, int32_t>;
