@@ -9,6 +9,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "evert 0.1.0");
   evert::cli::add_serve_command(app);
   evert::cli::add_log_commands(app);
+  evert::cli::add_topic_commands(app);
+  evert::cli::add_produce_command(app);
+  evert::cli::add_consume_command(app);
+  evert::cli::add_bench_commands(app);
+  evert::cli::add_group_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

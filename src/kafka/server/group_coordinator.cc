@@ -362,6 +362,7 @@ void GroupCoordinator::prepare_rebalance(Group& g, Callbacks* out) {
     if (m.sync_cb) {
       auto cb = std::move(m.sync_cb);
       m.sync_cb = nullptr;
+      m.last_seen_ms = now_ms();  // it waited on us until now; give it a session to rejoin
       out->push_back([cb] { cb(SyncResult{gerr::kRebalanceInProgress, {}}); });
     }
   }
@@ -455,6 +456,12 @@ void GroupCoordinator::sync(const std::string& group_id, int32_t generation_id, 
     } else {
       Member& m = g->members.at(member_id);
       m.last_seen_ms = now_ms();
+      if (m.sync_cb) {
+        // A repeated SyncGroup replaces the parked one; the old request learns so
+        // (an unanswered request would close the connection).
+        auto old = std::move(m.sync_cb);
+        out.push_back([old] { old(SyncResult{gerr::kRebalanceInProgress, {}}); });
+      }
       m.sync_cb = std::move(done);
       if (member_id == g->leader) {
         for (auto& [id, member] : g->members) {
@@ -474,6 +481,7 @@ void GroupCoordinator::complete_sync(Group& g, Callbacks* out) {
     if (!m.sync_cb) continue;
     auto cb = std::move(m.sync_cb);
     m.sync_cb = nullptr;
+    m.last_seen_ms = now_ms();  // it waited on us until now: its session restarts here
     std::string assignment = m.assignment;
     out->push_back([cb, assignment] { cb(SyncResult{0, assignment}); });
   }
@@ -665,8 +673,10 @@ void GroupCoordinator::tick() {
       for (auto it = g.pending.begin(); it != g.pending.end();) it = it->second < now ? g.pending.erase(it) : std::next(it);
       std::vector<std::string> expired;
       for (const auto& [id, m] : g.members) {
-        // A member parked in JoinGroup waits on us; the rebalance deadline covers it.
-        if (!m.join_cb && now - m.last_seen_ms > m.session_timeout_ms) expired.push_back(id);
+        // A member parked in JoinGroup or SyncGroup waits on us and cannot
+        // heartbeat (Kafka keeps it alive too); the rebalance and sync
+        // deadlines cover it.
+        if (!m.join_cb && !m.sync_cb && now - m.last_seen_ms > m.session_timeout_ms) expired.push_back(id);
       }
       for (const auto& id : expired) {
         log_info("group {}: member {} timed out", gid, id);
