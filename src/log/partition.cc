@@ -378,6 +378,15 @@ Result<ReadResult> Partition::read(int64_t offset, uint64_t max_bytes) const {
   ReadResult result;
   result.high_watermark = high_watermark();
   result.log_start_offset = log_start_offset();
+  if (offset > result.high_watermark) {
+    // The active segment publishes an append's bytes before append() stores
+    // the new high watermark, so an earlier read may already have returned
+    // records up to `offset` - 1 (a consumer then asks for `offset`). That
+    // append still holds append_mu_: wait for it before calling the offset
+    // out of range. Only this rare path takes the lock.
+    std::lock_guard lock(append_mu_);
+    result.high_watermark = high_watermark();
+  }
   if (offset < result.log_start_offset || offset > result.high_watermark)
     return error(ErrorCode::kOutOfRange, fmt::format("offset {} is outside [{}, {}]", offset, result.log_start_offset,
                                                      result.high_watermark));
