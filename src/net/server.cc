@@ -129,7 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++server_->stats.frames_received;
     uint64_t seq = next_seq_++;
     ++in_flight_;
-    std::vector<uint8_t> frame;
+    FrameBuffer frame;
     frame.swap(body_);
     handler_->on_frame(info_, std::move(frame), Reply(weak_from_this(), seq));
     if (in_flight_ < options_.max_in_flight_per_connection) {
@@ -270,7 +270,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Everything below is touched only on strand_.
   uint8_t size_buf_[kFramePrefixBytes] = {};
-  std::vector<uint8_t> body_;
+  FrameBuffer body_;
   size_t frame_bytes_ = 0;  // declared size of the frame being read
   uint64_t next_seq_ = 0;
   uint64_t next_write_seq_ = 0;

@@ -24,6 +24,31 @@ namespace evert::net {
 
 using OutPart = std::variant<std::string, io::FileRange>;
 
+// An allocator whose resize() leaves new bytes uninitialized: a frame's
+// buffer is always overwritten by the socket read, and zero-filling it first
+// cost 10-15% of the server's CPU on produce.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// The bytes of one request frame (after its size prefix).
+using FrameBuffer = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
+
 struct ConnectionInfo {
   uint64_t id = 0;
   std::string peer;  // "127.0.0.1:53422"
@@ -64,7 +89,7 @@ class FrameHandler {
  public:
   virtual ~FrameHandler() = default;
   // `frame` holds the bytes after the size prefix. Runs on an I/O thread.
-  virtual void on_frame(const ConnectionInfo& conn, std::vector<uint8_t> frame, Reply reply) = 0;
+  virtual void on_frame(const ConnectionInfo& conn, FrameBuffer frame, Reply reply) = 0;
   virtual void on_close(const ConnectionInfo& /*conn*/) {}
 };
 

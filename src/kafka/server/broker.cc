@@ -64,7 +64,7 @@ void Broker::fail_request(Request& req, const std::string& why) {
   req.reply.close();
 }
 
-void Broker::on_frame(const net::ConnectionInfo& conn, std::vector<uint8_t> frame, net::Reply reply) {
+void Broker::on_frame(const net::ConnectionInfo& conn, net::FrameBuffer frame, net::Reply reply) {
   ++stats_.requests;
   auto req = std::make_shared<Request>();
   req->frame = std::move(frame);

@@ -48,7 +48,7 @@ class Broker final : public net::FrameHandler {
   Broker(const BrokerConfig& config, log::LogManager* log, net::NetServer* net, GroupCoordinator* groups);
   ~Broker() override;
 
-  void on_frame(const net::ConnectionInfo& conn, std::vector<uint8_t> frame, net::Reply reply) override;
+  void on_frame(const net::ConnectionInfo& conn, net::FrameBuffer frame, net::Reply reply) override;
   void on_close(const net::ConnectionInfo& conn) override;
   void set_advertised_port(int port) { config_.advertised_port = port; }
   const BrokerConfig& config() const { return config_; }
@@ -57,7 +57,7 @@ class Broker final : public net::FrameHandler {
   // Per-request state handed to the API handlers.
   struct Request {
     RequestHeader header;
-    std::vector<uint8_t> frame;  // owns the bytes the decoder and records point into
+    net::FrameBuffer frame;  // owns the bytes the decoder and records point into
     size_t body_offset = 0;
     net::Reply reply;
     net::ConnectionInfo conn;
