@@ -529,7 +529,7 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, int32_t gener
                                       std::vector<CommitEntry> entries,
                                       std::function<void(std::vector<int16_t>)> done) {
   std::vector<int16_t> codes(entries.size(), 0);
-  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  Records records;
   {
     std::lock_guard lock(mu_);
     int16_t group_error = 0;
@@ -627,7 +627,7 @@ std::vector<ListedGroup> GroupCoordinator::list() {
 }
 
 int16_t GroupCoordinator::delete_group(const std::string& group_id) {
-  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  Records records;
   {
     std::lock_guard lock(mu_);
     Group* g = find_group(group_id);
@@ -647,7 +647,7 @@ int16_t GroupCoordinator::delete_group(const std::string& group_id) {
 }
 
 void GroupCoordinator::forget_topic(const std::string& topic) {
-  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  Records records;
   {
     std::lock_guard lock(mu_);
     for (auto it = offsets_.begin(); it != offsets_.end();) {
@@ -715,42 +715,39 @@ GroupValue GroupCoordinator::group_value(const Group& g) {
 void GroupCoordinator::persist_group(const Group& g) {
   GroupValue v = group_value(g);
   // Called under mu_: append now (cheap), do not wait for durability.
-  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  Records records;
   records.emplace_back(encode_key(GroupKey{g.id}), encode_group_value(v));
-  std::string batch;
-  log::BatchBuilder builder(now_ms());
-  for (auto& [k, val] : records) builder.add(k, val ? std::optional<std::string_view>(*val) : std::nullopt, now_ms());
-  batch = builder.finish();
-  auto appended = partition_->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
+  auto appended = append_records_locked(records);
   if (!appended.is_ok()) log_error("group {}: persisting state: {}", g.id, appended.status().to_string());
   maybe_compact_locked();
 }
 
-void GroupCoordinator::persist(std::vector<std::pair<std::string, std::optional<std::string>>> records,
-                               std::function<void(Status)> done) {
-  int64_t end = -1;
-  Status status;
+Result<int64_t> GroupCoordinator::append_records_locked(const Records& records) {
+  int64_t end = partition_->high_watermark();
+  size_t i = 0;
+  while (i < records.size()) {
+    log::BatchBuilder builder(now_ms());
+    while (i < records.size() && (builder.record_count() == 0 || builder.size_bytes() < kPersistBatchBytesMax)) {
+      const auto& [k, v] = records[i++];
+      builder.add(k, v ? std::optional<std::string_view>(*v) : std::nullopt, now_ms());
+    }
+    std::string batch = builder.finish();
+    EVERT_ASSIGN_OR_RETURN(auto appended, partition_->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()),
+                                                                             batch.size())));
+    end = appended.last_offset + 1;
+  }
+  return end;
+}
+
+void GroupCoordinator::persist(Records records, std::function<void(Status)> done) {
+  Result<int64_t> end = int64_t(-1);
   {
     std::lock_guard lock(mu_);
-    size_t i = 0;
-    while (i < records.size() && status.is_ok()) {
-      log::BatchBuilder builder(now_ms());
-      while (i < records.size() && (builder.record_count() == 0 || builder.size_bytes() < kPersistBatchBytesMax)) {
-        const auto& [k, v] = records[i++];
-        builder.add(k, v ? std::optional<std::string_view>(*v) : std::nullopt, now_ms());
-      }
-      std::string batch = builder.finish();
-      auto appended = partition_->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
-      if (!appended.is_ok()) {
-        status = appended.status();
-      } else {
-        end = appended->last_offset + 1;
-      }
-    }
-    if (status.is_ok()) maybe_compact_locked();
+    end = append_records_locked(records);
+    if (end.is_ok()) maybe_compact_locked();
   }
-  if (!status.is_ok() || end < 0) return done(status);
-  partition_->sync_async(end, std::move(done));
+  if (!end.is_ok()) return done(end.status());
+  partition_->sync_async(*end, std::move(done));
 }
 
 void GroupCoordinator::maybe_compact_locked() {
@@ -759,21 +756,12 @@ void GroupCoordinator::maybe_compact_locked() {
   // Everything current, written after a roll, makes every older segment redundant.
   Status s = partition_->roll();
   int64_t snapshot_start = partition_->high_watermark();
-  std::vector<std::pair<std::string, std::string>> records;
+  Records records;
   for (const auto& [id, v] : offsets_)
     records.emplace_back(encode_key(OffsetKey{std::get<0>(id), std::get<1>(id), std::get<2>(id)}),
                          encode_offset_value(OffsetValue{v.first, v.second, now_ms()}));
   for (const auto& [gid, g] : groups_) records.emplace_back(encode_key(GroupKey{gid}), encode_group_value(group_value(*g)));
-  size_t i = 0;
-  while (s.is_ok() && i < records.size()) {
-    log::BatchBuilder builder(now_ms());
-    while (i < records.size() && (builder.record_count() == 0 || builder.size_bytes() < kPersistBatchBytesMax)) {
-      builder.add(records[i].first, records[i].second, now_ms());
-      ++i;
-    }
-    std::string batch = builder.finish();
-    s = partition_->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size())).status();
-  }
+  if (s.is_ok()) s = append_records_locked(records).status();
   if (s.is_ok()) s = partition_->sync_all();
   if (s.is_ok()) {
     auto deleted = partition_->delete_segments_before(snapshot_start);

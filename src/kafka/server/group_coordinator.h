@@ -177,9 +177,12 @@ class GroupCoordinator {
   std::string choose_protocol(const Group& g) const;
   JoinResult join_result_for(const Group& g, const Member& m) const;
 
+  // Key and value (null = tombstone) of internal-topic records.
+  using Records = std::vector<std::pair<std::string, std::optional<std::string>>>;
   // Appends records to the internal topic; `done` runs once durable.
-  void persist(std::vector<std::pair<std::string, std::optional<std::string>>> records,
-               std::function<void(Status)> done);
+  void persist(Records records, std::function<void(Status)> done);
+  // Appends in batches of at most kPersistBatchBytesMax; returns the end offset.
+  Result<int64_t> append_records_locked(const Records& records);
   void persist_group(const Group& g);
   static GroupValue group_value(const Group& g);
   void maybe_compact_locked();
