@@ -12,7 +12,8 @@ struct PartitionLag {
   std::string topic;
   int32_t partition;
   int64_t committed;
-  int64_t end;
+  int64_t end;  // -1 when the partition is gone
+  int64_t lag() const { return end >= 0 && committed >= 0 ? std::max<int64_t>(0, end - committed) : 0; }
 };
 
 std::vector<PartitionLag> lags_of(const ApiSources& s, const std::string& group) {
@@ -54,7 +55,7 @@ void write_group(JsonWriter& w, const ApiSources& s, const kafka::GroupDescripti
   w.key("offsets");
   w.begin_array();
   for (const auto& l : lags_of(s, d.group_id)) {
-    int64_t lag = l.end >= 0 && l.committed >= 0 ? std::max<int64_t>(0, l.end - l.committed) : 0;
+    int64_t lag = l.lag();
     total += lag;
     w.begin_object();
     w.key("topic");
@@ -175,9 +176,8 @@ serve::HttpResponse metrics(const ApiSources& s) {
   out += "# TYPE evert_group_lag gauge\n";
   for (const auto& g : s.groups->list()) {
     for (const auto& l : lags_of(s, g.group_id)) {
-      int64_t lag = l.end >= 0 && l.committed >= 0 ? std::max<int64_t>(0, l.end - l.committed) : 0;
       out += fmt::format("evert_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}\n",
-                         prometheus_label(g.group_id), prometheus_label(l.topic), l.partition, lag);
+                         prometheus_label(g.group_id), prometheus_label(l.topic), l.partition, l.lag());
     }
   }
   return serve::HttpResponse{200, "text/plain; version=0.0.4", out};

@@ -47,6 +47,11 @@ class HttpGroupsTest(GroupTestCase):
         self.assertEqual(one["total_lag"], 20)
         self.assertEqual(one["state"], "Empty")
 
+        metrics = subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.http_port()}/metrics"],
+                                 capture_output=True, timeout=30, check=True).stdout.decode()
+        self.assertIn('evert_group_lag{group="billing",topic="orders",partition="0"} 20\n', metrics)
+        self.assertIn('evert_partition_high_watermark{topic="orders",partition="1"} 50\n', metrics)
+
         # More data raises the lag the API reports.
         self.produce("orders", ["late"] * 5, partition_of=lambda i: 1)
         self.assertEqual(self.curl("/v1/groups/billing")["total_lag"], 25)
