@@ -30,8 +30,14 @@ class ConfluentTest(EvertTestCase):
             self.assertEqual(first, {p: 0 for p in range(partitions)}, codec)
             produced[codec] = expected
             # librdkafka silently sends uncompressed batches to a broker it
-            # thinks lacks the codec: check what was really stored.
-            self.assertEqual(set(self.server.stored_codecs(f"codec-{codec}")), {codec}, "stored batch codecs")
+            # thinks lacks the codec: check what was really stored. It also
+            # sends a batch uncompressed when compressing would not shrink it
+            # (a batch of one or two records, when the machine is busy), so
+            # a few such batches may sit beside the compressed ones.
+            stored = self.server.stored_codecs(f"codec-{codec}")
+            self.assertLessEqual(set(stored), {codec, "none"}, "stored batch codecs")
+            self.assertGreater(stored.get(codec, 0), stored.get("none", 0) if codec != "none" else 0,
+                               f"stored batch codecs {stored}")
 
         for codec, expected in produced.items():
             with self.subTest(codec=codec):
