@@ -21,6 +21,7 @@ Result<std::unique_ptr<LogManager>> LogManager::open(const LogOptions& options, 
   m->append_listener_ = std::make_shared<AppendListener>();
   EVERT_RETURN_IF_ERROR(io::create_dirs(m->env(), options.data_dir));
   EVERT_ASSIGN_OR_RETURN(m->lock_, m->env().lock_file(lock_file_path(options.data_dir)));
+  report->new_directory = !m->env().dir_exists(topics_dir(options.data_dir));
   EVERT_RETURN_IF_ERROR(io::create_dirs(m->env(), topics_dir(options.data_dir)));
   std::string marker = clean_shutdown_path(options.data_dir);
   bool clean = m->env().file_exists(marker);

@@ -43,6 +43,7 @@ struct LogOptions {
 };
 
 struct OpenReport {
+  bool new_directory = false;  // nothing was there to recover
   bool clean_shutdown = false;
   int topics = 0;
   int partitions = 0;

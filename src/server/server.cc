@@ -24,7 +24,10 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
   const auto& r = s->open_report_;
   log_info("data directory {}: {} topic(s), {} partition(s), {} segment(s), {} bytes, {} records; {} in {} ms",
            config.data_dir, r.topics, r.partitions, r.segments, r.bytes, r.records,
-           r.clean_shutdown ? "clean shutdown" : "recovered after an unclean shutdown", r.elapsed_ms);
+           r.new_directory    ? "new data directory"
+           : r.clean_shutdown ? "clean shutdown"
+                              : "recovered after an unclean shutdown",
+           r.elapsed_ms);
   for (const auto& p : r.problems) log_warn("recovery: {}", p);
   log_info("flush policy {}", log::flush_policy_name(config.flush));
   EVERT_RETURN_IF_ERROR(s->start_kafka());
