@@ -2,6 +2,8 @@
 
 #include <sys/sendfile.h>
 
+#include <csignal>
+
 #include <boost/asio.hpp>
 #include <deque>
 #include <map>
@@ -355,7 +357,12 @@ void NetServer::Impl::accept(tcp::acceptor* acceptor, ListenerOptions options, F
   });
 }
 
-NetServer::NetServer(int io_threads) : impl_(std::make_unique<Impl>(std::max(1, io_threads))) {}
+NetServer::NetServer(int io_threads) : impl_(std::make_unique<Impl>(std::max(1, io_threads))) {
+  // sendfile(2) to a socket whose peer has gone raises SIGPIPE (it has no
+  // MSG_NOSIGNAL); the default action would kill the whole server. With the
+  // signal ignored the call fails with EPIPE and only that connection closes.
+  ::signal(SIGPIPE, SIG_IGN);
+}
 
 NetServer::~NetServer() { stop(); }
 

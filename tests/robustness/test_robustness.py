@@ -717,6 +717,26 @@ class ConcurrentConnectionsTest(ServerTestCase):
         self.check_healthy()
 
 
+    def test_readers_that_vanish_while_records_are_sent(self):
+        """Fetch answers leave through sendfile(2), which raises SIGPIPE when
+        the peer has gone; that must cost the connection, not the server."""
+        with kw.connect(self.server.port) as s:
+            self.create_topic("vanish")
+            big = [bytes(1000) for _ in range(500)]
+            for _ in range(8):
+                [(_, _, error, _)] = self.produce(s, "vanish", kw.record_batch(big))
+                self.assertEqual(error, 0)
+        for i in range(60):
+            r = kw.connect(self.server.port)
+            r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            r.sendall(kw.request(kw.API_FETCH, 4, i, kw.fetch_v4_body("vanish", 0, 0, max_bytes=64 << 20)))
+            r.recv(1024)  # the answer has started
+            if i % 2:
+                r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+            r.close()  # while the rest of the answer is still being sent
+        self.check_healthy()
+
+
 def unregistered_suites():
     """ServerTestCase classes that tests/CMakeLists.txt does not run."""
     cmake = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "CMakeLists.txt")
