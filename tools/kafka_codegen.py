@@ -348,18 +348,23 @@ class Gen:
         else:
             self.decode_value(f, f.name, indent, out)
 
-    def decode_body(self, fields, out):
+    def emit_untagged(self, fields, out, emit_field):
+        """The `flex` flag, then each untagged field in wire order, guarded by
+        its version range; shared by decoders and encoders."""
         out.append("  [[maybe_unused]] const bool flex = " + self.flex_expr() + ";")
         for f in fields:
             if f.tag is not None:
                 continue
             cond = vcond(f.versions, self.api)
             if cond == "true":
-                self.decode_field(f, 2, out)
+                emit_field(f, 2, out)
             else:
                 out.append(f"  if ({cond}) {{")
-                self.decode_field(f, 4, out)
+                emit_field(f, 4, out)
                 out.append("  }")
+
+    def decode_body(self, fields, out):
+        self.emit_untagged(fields, out, self.decode_field)
         if self.api.flex is not None:
             tagged = [f for f in fields if f.tag is not None]
             out.append("  if (flex) {")
@@ -449,17 +454,7 @@ class Gen:
         return "false"
 
     def encode_body(self, fields, out):
-        out.append("  [[maybe_unused]] const bool flex = " + self.flex_expr() + ";")
-        for f in fields:
-            if f.tag is not None:
-                continue
-            cond = vcond(f.versions, self.api)
-            if cond == "true":
-                self.encode_field(f, 2, out)
-            else:
-                out.append(f"  if ({cond}) {{")
-                self.encode_field(f, 4, out)
-                out.append("  }")
+        self.emit_untagged(fields, out, self.encode_field)
         if self.api.flex is not None:
             tagged = sorted([f for f in fields if f.tag is not None], key=lambda f: f.tag)
             out.append("  if (flex) {")
