@@ -15,7 +15,12 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev \
   librdkafka-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev \
+  libpg-query-dev librocksdb-dev libsimdjson-dev \
   python3 procps curl kcat python3-confluent-kafka python3-kafka
+
+# What `make bench` needs beyond DEB_PACKAGES: the PostgreSQL baseline of the
+# view benchmark (bench/views/pg_baseline.py).
+BENCH_PACKAGES := postgresql-15 python3-psycopg2
 
 .PHONY: deps build run test test-asan bench clean
 
@@ -52,7 +57,18 @@ test-asan: deps $(ASAN_BUILD_DIR)/build.ninja
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-bench: build
+.PHONY: bench-deps
+bench-deps:
+	@missing=$$(for p in $(BENCH_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: build bench-deps
 	./$(BUILD_DIR)/bench/log_bench --benchmark_counters_tabular=true
 
 clean:

@@ -61,6 +61,11 @@ void JsonWriter::value(std::string_view s) {
   json_quote(out_, s);
 }
 
+void JsonWriter::raw(std::string_view json) {
+  separate();
+  out_.append(json);
+}
+
 void JsonWriter::value(int64_t v) {
   separate();
   out_ += std::to_string(v);

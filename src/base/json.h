@@ -25,6 +25,9 @@ class JsonWriter {
   void value(double v);
   void value(bool v);
   void null();
+  // Appends already-encoded JSON as one value.
+  void raw(std::string_view json);
+  std::string& mutable_str() { return out_; }
   const std::string& str() const { return out_; }
 
  private:

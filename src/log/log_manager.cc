@@ -18,7 +18,7 @@ Result<std::unique_ptr<LogManager>> LogManager::open(const LogOptions& options, 
   // one another process holds locked, and its next recovery would be skipped.
   m->closed_ = true;
   m->sync_pool_ = std::make_unique<ThreadPool>(options.sync_threads);
-  m->append_listener_ = std::make_shared<AppendListener>();
+  m->append_listener_ = std::make_shared<std::array<AppendListener, 2>>();
   EVERT_RETURN_IF_ERROR(io::create_dirs(m->env(), options.data_dir));
   EVERT_ASSIGN_OR_RETURN(m->lock_, m->env().lock_file(lock_file_path(options.data_dir)));
   report->new_directory = !m->env().dir_exists(topics_dir(options.data_dir));
@@ -99,7 +99,9 @@ Result<std::shared_ptr<Partition>> LogManager::open_partition(const std::string&
   po.verify_all_segments = options_.verify_all_on_open;
   po.sync_executor = [pool = sync_pool_.get()](std::function<void()> task) { pool->submit(std::move(task)); };
   po.on_append = [listener = append_listener_, topic, index](int64_t hw) {
-    if (*listener) (*listener)(topic, index, hw);
+    for (const auto& l : *listener) {
+      if (l) l(topic, index, hw);
+    }
   };
   PartitionRecovery recovery;
   auto p = Partition::open(env(), partition_dir(options_.data_dir, topic, index), po, &recovery);
@@ -274,7 +276,9 @@ std::vector<std::shared_ptr<Partition>> LogManager::all_partitions() const {
   return all;
 }
 
-void LogManager::set_append_listener(AppendListener listener) { *append_listener_ = std::move(listener); }
+void LogManager::set_append_listener(int slot, AppendListener listener) {
+  (*append_listener_)[size_t(slot)] = std::move(listener);
+}
 
 Result<int> LogManager::enforce_retention() {
   int deleted = 0;

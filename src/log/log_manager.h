@@ -5,6 +5,7 @@
 // create/delete/alter take it exclusively.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -92,7 +93,10 @@ class LogManager {
   // Called after every append to any partition (on the appending thread).
   // Set once, before traffic starts.
   using AppendListener = std::function<void(const std::string& topic, int32_t partition, int64_t high_watermark)>;
-  void set_append_listener(AppendListener listener);
+  // Two independent listeners: the broker's fetch waiters (slot 0, the
+  // default) and the view engine (slot 1). Set before traffic starts.
+  void set_append_listener(AppendListener listener) { set_append_listener(0, std::move(listener)); }
+  void set_append_listener(int slot, AppendListener listener);
 
  private:
   struct Topic {
@@ -114,7 +118,7 @@ class LogManager {
   LogOptions options_;
   io::Env& env() const { return *options_.env; }
   std::unique_ptr<ThreadPool> sync_pool_;
-  std::shared_ptr<AppendListener> append_listener_;  // shared with partitions' hooks
+  std::shared_ptr<std::array<AppendListener, 2>> append_listener_;  // shared with partitions' hooks
   std::unique_ptr<io::FileLock> lock_;
 
   mutable std::shared_mutex topics_mu_;  // guards topics_

@@ -1,4 +1,5 @@
 #include "server/http_api.h"
+#include "server/sql_api.h"
 
 #include <fmt/format.h>
 
@@ -101,6 +102,12 @@ serve::HttpResponse status(const ApiSources& s) {
   w.key("connections_open");
   w.value(int64_t(s.net->stats().connections_open.load()));
   w.end_object();
+  if (s.engine) {
+    w.key("views");
+    w.begin_array();
+    for (const auto& st : s.engine->view_statuses()) write_view_status(w, st);
+    w.end_array();
+  }
   w.key("topics");
   w.begin_array();
   for (const auto& name : s.log->topic_names()) {

@@ -9,6 +9,7 @@
 #include "log/log_manager.h"
 #include "net/server.h"
 #include "serve/http/http_server.h"
+#include "views/engine.h"
 
 namespace evert::server {
 
@@ -21,6 +22,7 @@ struct ApiSources {
   int kafka_port = 0;
   int http_port = 0;
   int64_t started_ms = 0;
+  views::Engine* engine = nullptr;
 };
 
 // Registers the routes; `sources` must outlive the server.

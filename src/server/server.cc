@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include "base/logging.h"
+#include "io/env.h"
+#include "server/sql_api.h"
 
 #include <fmt/format.h>
 
@@ -31,6 +33,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
   for (const auto& p : r.problems) log_warn("recovery: {}", p);
   log_info("flush policy {}", log::flush_policy_name(config.flush));
   EVERT_RETURN_IF_ERROR(s->start_kafka());
+  EVERT_RETURN_IF_ERROR(s->start_views());
   EVERT_RETURN_IF_ERROR(s->start_http());
   // One line with every chosen port, for scripts and tests (ports may be 0 = any).
   log_info("listening kafka={}:{} http={}:{}", config.host, s->kafka_port_, config.host, s->http_port_);
@@ -94,14 +97,27 @@ int Server::wait_for_shutdown_signal() {
   return sig;
 }
 
+Status Server::start_views() {
+  std::string dir = io::join_path(config_.data_dir, "views");
+  views::EngineOptions eo;
+  eo.state_dir = dir;
+  eo.log = log_.get();
+  EVERT_ASSIGN_OR_RETURN(engine_, views::Engine::open(eo));
+  log_->set_append_listener(1, [e = engine_.get()](const std::string& topic, int32_t, int64_t) { e->on_append(topic); });
+  return Status::ok();
+}
+
 Status Server::start_http() {
   http_ = std::make_unique<serve::HttpServer>();
   api_sources_ = ApiSources{log_.get(), groups_.get(), broker_.get(), net_.get(), config_.data_dir, kafka_port_, 0,
                             Clock::system().now_ms()};
+  api_sources_.engine = engine_.get();
   register_status_routes(*http_, &api_sources_);
+  register_sql_routes(*http_, engine_.get());
   serve::HttpServerOptions ho;
   ho.host = config_.host;
   ho.port = config_.http_port;
+  ho.threads = 4;  // SQL requests may wait for views (read-your-writes)
   EVERT_ASSIGN_OR_RETURN(http_port_, http_->start(ho));
   api_sources_.http_port = http_port_;
   return Status::ok();
@@ -111,6 +127,9 @@ Status Server::stop() {
   if (!log_) return Status::ok();
   if (http_) http_->stop();
   if (net_) net_->stop();  // no new requests; connections closed
+  if (log_) log_->set_append_listener(1, nullptr);
+  if (engine_) engine_->close();  // views commit their last checkpoint
+  engine_.reset();
   // Closing the log drains pending acks=all syncs, whose callbacks still
   // reach the broker, so the broker goes after it.
   Status s = log_->close();

@@ -14,6 +14,7 @@
 #include "net/server.h"
 #include "serve/http/http_server.h"
 #include "server/http_api.h"
+#include "views/engine.h"
 
 namespace evert::server {
 
@@ -57,6 +58,7 @@ class Server {
   explicit Server(const ServerConfig& config) : config_(config) {}
   Status start_kafka();
   Status start_http();
+  Status start_views();
   Result<std::string> load_cluster_id();
 
   ServerConfig config_;
@@ -66,6 +68,7 @@ class Server {
   std::unique_ptr<kafka::GroupCoordinator> groups_;
   std::unique_ptr<kafka::Broker> broker_;
   int kafka_port_ = 0;
+  std::unique_ptr<views::Engine> engine_;
   std::unique_ptr<serve::HttpServer> http_;
   ApiSources api_sources_;
   int http_port_ = 0;

@@ -1,0 +1,40 @@
+// Decodes event payloads into rows of a table's schema: JSON objects whose
+// fields are the columns (simdjson on-demand), and the changelog records
+// views write ({"key":..., "before":{...}|null, "after":{...}|null}).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sql/plan.h"
+
+namespace evert::views {
+
+class EventDecoder {
+ public:
+  explicit EventDecoder(sql::Schema schema);
+  ~EventDecoder();
+  EventDecoder(const EventDecoder&) = delete;
+  EventDecoder& operator=(const EventDecoder&) = delete;
+
+  // `json` must be followed by at least kPadding readable bytes in memory
+  // (see `capacity`: bytes readable from json.data()). On failure returns
+  // false with a reason such as "missing field \"qty\"".
+  bool decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
+  // A changelog record: before/after rows (absent = nullopt).
+  bool decode_change(std::string_view json, size_t capacity, std::optional<sql::Row>* before,
+                     std::optional<sql::Row>* after, std::string* reason);
+
+  static constexpr size_t kPadding = 64;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The JSON object form of a row: {"col": value, ...}.
+std::string row_to_json(const sql::Schema& schema, const sql::Row& row);
+void write_row_json(JsonWriter& w, const sql::Schema& schema, const sql::Row& row);
+
+}  // namespace evert::views

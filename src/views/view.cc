@@ -1,0 +1,966 @@
+#include "views/view.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "base/logging.h"
+#include "log/log_manager.h"
+#include "log/partition.h"
+#include "log/record_batch.h"
+#include "views/event_decoder.h"
+
+namespace evert::views {
+
+using sql::Row;
+using sql::Type;
+using sql::Value;
+
+namespace {
+
+constexpr uint64_t kReadBytes = 1 << 20;           // per partition per batch
+constexpr int64_t kBatchRecordsMax = 262144;       // records applied under one lock hold
+constexpr auto kCommitIntervalLive = std::chrono::milliseconds(5);
+constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(1000);
+constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
+constexpr size_t kRecentErrorsMax = 5;
+
+void put_u64(std::string* out, uint64_t v) {
+  for (int k = 7; k >= 0; --k) out->push_back(char((v >> (8 * k)) & 0xff));
+}
+
+bool get_u64(std::string_view in, size_t* pos, uint64_t* v) {
+  if (*pos + 8 > in.size()) return false;
+  uint64_t x = 0;
+  for (int k = 0; k < 8; ++k) x = (x << 8) | uint8_t(in[*pos + size_t(k)]);
+  *pos += 8;
+  *v = x;
+  return true;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string identity_of(int32_t partition, int64_t offset) { return fmt::format("{}-{:012d}", partition, offset); }
+
+bool rows_equal(const std::optional<Row>& a, const std::optional<Row>& b, bool tolerant) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  if (a->size() != b->size()) return false;
+  for (size_t i = 0; i < a->size(); ++i) {
+    const Value& x = (*a)[i];
+    const Value& y = (*b)[i];
+    if (x.type != y.type) return false;
+    if (x.type == Type::kDouble) {
+      if (x.d == y.d) continue;
+      if (!tolerant) return false;
+      double scale = std::max(std::fabs(x.d), std::fabs(y.d));
+      if (std::fabs(x.d - y.d) > 1e-9 * scale) return false;
+      continue;
+    }
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Binary forms of what a view keeps in RocksDB.
+struct ViewCodec {
+  static std::string encode_group(const Group& g) {
+    std::string out;
+    put_u64(&out, uint64_t(g.rows));
+    put_u64(&out, g.aggs.size());
+    for (const AggState& a : g.aggs) {
+      put_u64(&out, uint64_t(a.count));
+      put_u64(&out, uint64_t(uint64_t(a.isum >> 64)));
+      put_u64(&out, uint64_t(a.isum));
+      uint64_t bits;
+      std::memcpy(&bits, &a.dsum, 8);
+      put_u64(&out, bits);
+      put_u64(&out, a.values.size());
+      for (const auto& [v, n] : a.values) {
+        sql::encode_key(v, &out);
+        put_u64(&out, uint64_t(n));
+      }
+    }
+    sql::encode_row(g.key, &out);
+    return out;
+  }
+
+  static bool decode_group(std::string_view in, Group* g) {
+    size_t pos = 0;
+    uint64_t rows, naggs;
+    if (!get_u64(in, &pos, &rows) || !get_u64(in, &pos, &naggs) || naggs > 1024) return false;
+    g->rows = int64_t(rows);
+    g->aggs.assign(naggs, AggState{});
+    for (AggState& a : g->aggs) {
+      uint64_t count, hi, lo, bits, nvalues;
+      if (!get_u64(in, &pos, &count) || !get_u64(in, &pos, &hi) || !get_u64(in, &pos, &lo) ||
+          !get_u64(in, &pos, &bits) || !get_u64(in, &pos, &nvalues))
+        return false;
+      a.count = int64_t(count);
+      a.isum = (__int128(int64_t(hi)) << 64) | __int128(lo);
+      std::memcpy(&a.dsum, &bits, 8);
+      for (uint64_t k = 0; k < nvalues; ++k) {
+        auto v = sql::decode_key(in, &pos);
+        uint64_t n;
+        if (!v || !get_u64(in, &pos, &n)) return false;
+        a.values.emplace(std::move(*v), int64_t(n));
+      }
+    }
+    auto key = sql::decode_row(in.substr(pos));
+    if (!key) return false;
+    g->key = std::move(*key);
+    return true;
+  }
+};
+
+Row group_combined(const sql::SelectPlan& plan, const Group& g) {
+  Row combined = g.key;
+  combined.reserve(g.key.size() + plan.aggs.size());
+  for (size_t i = 0; i < plan.aggs.size(); ++i) {
+    const AggState& a = g.aggs[i];
+    const sql::AggSpec& spec = plan.aggs[i];
+    Value v;
+    switch (spec.kind) {
+      case sql::AggKind::kCountStar: v = Value::integer(g.rows); break;
+      case sql::AggKind::kCount: v = Value::integer(a.count); break;
+      case sql::AggKind::kSum:
+        if (a.count > 0) {
+          if (spec.type == Type::kDouble) {
+            v = Value::real(a.dsum);
+          } else if (a.isum >= INT64_MIN && a.isum <= INT64_MAX) {
+            v = Value::integer(int64_t(a.isum));
+          } else {
+            v = Value::real(double(a.isum));
+          }
+        }
+        break;
+      case sql::AggKind::kAvg:
+        if (a.count > 0) {
+          double sum = spec.arg && spec.arg->type == Type::kDouble ? a.dsum : double(a.isum);
+          v = Value::real(sum / double(a.count));
+        }
+        break;
+      case sql::AggKind::kMin:
+        if (!a.values.empty()) v = a.values.begin()->first;
+        break;
+      case sql::AggKind::kMax:
+        if (!a.values.empty()) v = a.values.rbegin()->first;
+        break;
+      case sql::AggKind::kCountDistinct: v = Value::integer(int64_t(a.values.size())); break;
+    }
+    combined.push_back(std::move(v));
+  }
+  return combined;
+}
+
+void recompute_group(const sql::SelectPlan& plan, Group& g) {
+  Row combined = group_combined(plan, g);
+  bool exists = g.rows > 0 || plan.group_exprs.empty();
+  g.visible = exists;
+  if (exists && plan.having) {
+    try {
+      g.visible = sql::eval_predicate(*plan.having, combined);
+    } catch (const sql::SqlException&) {
+      g.visible = false;
+    }
+  }
+  g.out.clear();
+  for (const auto& o : plan.outputs) {
+    try {
+      g.out.push_back(sql::eval(*o, combined));
+    } catch (const sql::SqlException&) {
+      g.out.push_back(Value::null());
+    }
+  }
+}
+
+void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int weight) {
+  g.rows += weight;
+  for (size_t i = 0; i < plan.aggs.size(); ++i) {
+    const Value& v = args[i];
+    if (v.is_null()) continue;
+    AggState& a = g.aggs[i];
+    switch (plan.aggs[i].kind) {
+      case sql::AggKind::kCountStar: break;
+      case sql::AggKind::kCount: a.count += weight; break;
+      case sql::AggKind::kSum:
+      case sql::AggKind::kAvg:
+        a.count += weight;
+        if (v.type == Type::kDouble) {
+          a.dsum += weight * v.d;
+        } else {
+          a.isum += __int128(weight) * v.i;
+        }
+        break;
+      case sql::AggKind::kMin:
+      case sql::AggKind::kMax:
+      case sql::AggKind::kCountDistinct: {
+        auto vit = a.values.find(v);
+        if (vit == a.values.end()) {
+          if (weight > 0) a.values.emplace(v, weight);
+        } else if ((vit->second += weight) <= 0) {
+          a.values.erase(vit);
+        }
+        break;
+      }
+    }
+  }
+}
+
+View::View(ViewSpec spec, Deps deps)
+    : spec_(std::move(spec)),
+      deps_(deps),
+      codec_(std::make_unique<ViewCodec>()),
+      decoder_(std::make_unique<EventDecoder>(spec_.source.schema)) {}
+
+View::~View() { stop(); }
+
+std::string View::prefix(char kind) const {
+  std::string p = "v";
+  put_u64(&p, spec_.id);
+  p.push_back(kind);
+  return p;
+}
+
+Status View::open() {
+  std::unique_lock lock(state_mu_);
+  auto* db = deps_.db;
+  std::string meta;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), prefix('m'), &meta);
+  if (s.ok()) {
+    size_t pos = 0;
+    uint64_t n = 0, v = 0;
+    if (!get_u64(meta, &pos, &n) || n > 100000) return error(ErrorCode::kCorruption, "bad view checkpoint");
+    state_.next_offset.resize(n);
+    for (auto& o : state_.next_offset) {
+      if (!get_u64(meta, &pos, &v)) return error(ErrorCode::kCorruption, "bad view checkpoint");
+      o = int64_t(v);
+    }
+    uint64_t events = 0, errors = 0, caught = 0, cl_end = 0;
+    if (!get_u64(meta, &pos, &events) || !get_u64(meta, &pos, &errors) || !get_u64(meta, &pos, &caught) ||
+        !get_u64(meta, &pos, &cl_end))
+      return error(ErrorCode::kCorruption, "bad view checkpoint");
+    state_.events = int64_t(events);
+    state_.errors = int64_t(errors);
+    state_.caught_up = caught != 0;
+    changelog_end_ = int64_t(cl_end);
+  } else if (!s.IsNotFound()) {
+    return error(ErrorCode::kIoError, "reading view checkpoint: " + s.ToString());
+  }
+  auto scan = [&](char kind, const std::function<Status(std::string_view, std::string_view)>& fn) -> Status {
+    std::string p = prefix(kind);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      std::string_view k(it->key().data() + p.size(), it->key().size() - p.size());
+      EVERT_RETURN_IF_ERROR(fn(k, std::string_view(it->value().data(), it->value().size())));
+    }
+    if (!it->status().ok()) return error(ErrorCode::kIoError, it->status().ToString());
+    return Status::ok();
+  };
+  EVERT_RETURN_IF_ERROR(scan('g', [&](std::string_view k, std::string_view v) -> Status {
+    Group g;
+    if (!ViewCodec::decode_group(v, &g)) return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
+    auto [it, inserted] = state_.groups.emplace(std::string(k), std::move(g));
+    recompute(it->second);
+    state_.order.insert(std::string_view(it->first));
+    return Status::ok();
+  }));
+  EVERT_RETURN_IF_ERROR(scan('r', [&](std::string_view k, std::string_view v) -> Status {
+    auto row = sql::decode_row(v);
+    if (!row) return row.status();
+    state_.rows.emplace(std::string(k), std::move(*row));
+    return Status::ok();
+  }));
+  EVERT_RETURN_IF_ERROR(scan('u', [&](std::string_view k, std::string_view v) -> Status {
+    auto row = sql::decode_row(v);
+    if (!row) return row.status();
+    state_.upsert.emplace(std::string(k), std::move(*row));
+    return Status::ok();
+  }));
+  if (spec_.plan.aggregate && spec_.plan.group_exprs.empty() && state_.groups.empty()) {
+    Group g;
+    g.aggs.resize(spec_.plan.aggs.size());
+    auto [it, inserted] = state_.groups.emplace(std::string(), std::move(g));
+    recompute(it->second);
+    state_.order.insert(std::string_view(it->first));
+  }
+  // Finish the changelog append of the last commit if the crash came first.
+  if (!spec_.changelog_topic.empty()) {
+    if (!deps_.log->describe_topic(spec_.changelog_topic)) {
+      auto created = deps_.log->create_topic(spec_.changelog_topic, 1, {});
+      if (!created && created.status().code() != ErrorCode::kAlreadyExists) return created.status();
+    }
+    auto part = deps_.log->partition(spec_.changelog_topic, 0);
+    std::string outbox;
+    if (part && db->Get(rocksdb::ReadOptions(), prefix('o'), &outbox).ok() && outbox.size() > 16) {
+      size_t pos = 0;
+      uint64_t base = 0, count = 0;
+      get_u64(outbox, &pos, &base);
+      get_u64(outbox, &pos, &count);
+      int64_t hw = part->high_watermark();
+      if (hw == int64_t(base)) {
+        std::string batch = outbox.substr(pos);
+        auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
+        if (!r) return r.status().with_context("re-appending view changelog");
+        log_info("view {}: re-appended {} changelog records after a crash", spec_.name, count);
+      } else if (hw < int64_t(base)) {
+        log_warn("view {}: changelog ends at {} but the checkpoint expects {}; changes in between are lost (rebuild downstream views)",
+                 spec_.name, hw, base);
+        changelog_end_ = hw;
+      }
+    }
+    if (part && part->high_watermark() > changelog_end_) changelog_end_ = part->high_watermark();
+  }
+  applied_ = state_.next_offset;
+  committed_ = state_.next_offset;
+  phase_ = state_.caught_up ? "live" : "backfilling";
+  last_commit_ = std::chrono::steady_clock::now();
+  return Status::ok();
+}
+
+void View::start() {
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void View::stop() {
+  stop_ = true;
+  notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void View::notify() {
+  {
+    std::lock_guard lock(wake_mu_);
+    wake_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+Status View::destroy() {
+  rocksdb::WriteBatch wb;
+  for (char k : std::string("mgruo")) {
+    std::string p = prefix(k);
+    std::string end = p;
+    end.back() = char(end.back() + 1);
+    wb.DeleteRange(p, end);
+  }
+  auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return error(ErrorCode::kIoError, s.ToString());
+  return Status::ok();
+}
+
+void View::record_error(ViewState& state, int32_t partition, int64_t offset, std::string reason) {
+  ++state.errors;
+  if (&state != &state_) return;  // a rebuild recounts without reporting again
+  std::lock_guard lock(progress_mu_);
+  recent_errors_.push_back({partition, offset, std::move(reason)});
+  while (recent_errors_.size() > kRecentErrorsMax) recent_errors_.pop_front();
+  if (spec_.stop_on_error && failure_.empty()) {
+    failure_ = fmt::format("malformed event at partition {} offset {}: {}", partition, offset,
+                           recent_errors_.back().reason);
+    phase_ = "failed";
+  }
+}
+
+bool View::visible_row(const ViewState& state, const std::string& key, Row* out) const {
+  if (spec_.plan.aggregate) {
+    auto it = state.groups.find(key);
+    if (it == state.groups.end() || !it->second.visible) return false;
+    *out = it->second.out;
+    return true;
+  }
+  auto it = state.rows.find(key);
+  if (it == state.rows.end()) return false;
+  *out = it->second;
+  return true;
+}
+
+void View::apply_delta(ViewState& state, bool track, const std::string& identity, const Row& row, int weight,
+                       bool count_errors, int32_t partition, int64_t offset) {
+  const auto& plan = spec_.plan;
+  thread_local std::string key;
+  thread_local Row key_values;
+  thread_local Row args;
+  try {
+    if (plan.filter && !sql::eval_predicate(*plan.filter, row)) return;
+    if (plan.aggregate) {
+      key.clear();
+      key_values.clear();
+      for (const auto& g : plan.group_exprs) {
+        key_values.push_back(sql::eval(*g, row));
+        sql::encode_key(key_values.back(), &key);
+      }
+      args.clear();
+      for (const auto& a : plan.aggs) args.push_back(a.arg ? sql::eval(*a.arg, row) : Value::null());
+    } else if (spec_.kind == ViewKind::kIndex) {
+      key.clear();
+      sql::encode_key(row[size_t(spec_.index_column)], &key);
+      key += identity;
+      args = row;
+    } else {
+      key = identity;
+      args.clear();
+      for (const auto& o : plan.outputs) args.push_back(sql::eval(*o, row));
+    }
+  } catch (const sql::SqlException& e) {
+    if (count_errors) record_error(state, partition, offset, "evaluating the view: " + e.error.message);
+    return;
+  }
+  if (plan.aggregate) {
+    auto it = state.groups.find(key);
+    if (it == state.groups.end()) {
+      if (weight < 0) return;  // retracting a row that never counted
+      Group g;
+      g.key = key_values;
+      g.aggs.resize(plan.aggs.size());
+      it = state.groups.emplace(key, std::move(g)).first;
+      state.order.insert(std::string_view(it->first));
+    }
+    Group& g = it->second;
+    if (track && !dirty_.count(key)) dirty_.emplace(key, g.visible ? std::optional<Row>(g.out) : std::nullopt);
+    apply_to_group(plan, g, args, weight);
+    if (!g.touched) {
+      g.touched = true;
+      touched_.push_back(key);
+    }
+    return;
+  }
+  auto it = state.rows.find(key);
+  if (track && !dirty_.count(key))
+    dirty_.emplace(key, it == state.rows.end() ? std::nullopt : std::optional<Row>(it->second));
+  if (weight > 0) {
+    if (it == state.rows.end()) {
+      state.rows.emplace(key, args);
+    } else {
+      it->second = args;
+    }
+  } else if (it != state.rows.end()) {
+    state.rows.erase(it);
+  }
+}
+
+void View::finish_batch(ViewState& state) {
+  for (const std::string& key : touched_) {
+    auto it = state.groups.find(key);
+    if (it == state.groups.end()) continue;
+    Group& g = it->second;
+    g.touched = false;
+    if (g.rows <= 0 && !spec_.plan.group_exprs.empty()) {
+      state.order.erase(std::string_view(it->first));
+      state.groups.erase(it);
+      continue;
+    }
+    recompute(g);
+  }
+  touched_.clear();
+}
+
+void View::apply_record(ViewState& state, bool track, int32_t partition, int64_t offset,
+                        std::optional<std::string_view> key, std::optional<std::string_view> value, size_t capacity) {
+  ++state.events;
+  thread_local Row row;
+  thread_local std::string reason;
+  const SourceSpec& src = spec_.source;
+  switch (src.kind) {
+    case SourceKind::kAppend: {
+      if (!value) {
+        record_error(state, partition, offset, "null value (a tombstone) in an append-only table");
+        return;
+      }
+      if (!decoder_->decode_row(*value, capacity, &row, &reason)) {
+        record_error(state, partition, offset, reason);
+        return;
+      }
+      apply_delta(state, track, identity_of(partition, offset), row, +1, true, partition, offset);
+      return;
+    }
+    case SourceKind::kUpsert: {
+      std::string id;
+      std::optional<Row> next;
+      if (value) {
+        if (!decoder_->decode_row(*value, capacity, &row, &reason)) {
+          record_error(state, partition, offset, reason);
+          return;
+        }
+        const Value& k = row[size_t(src.key_column)];
+        if (k.is_null()) {
+          record_error(state, partition, offset, fmt::format("null key \"{}\"", src.schema[size_t(src.key_column)].name));
+          return;
+        }
+        id = sql::to_text(k);
+        next = row;
+      } else {
+        if (!key) {
+          record_error(state, partition, offset, "tombstone without a record key");
+          return;
+        }
+        id = std::string(*key);
+        if (id.size() >= 2 && id.front() == '"' && id.back() == '"') id = id.substr(1, id.size() - 2);
+        // A key column of a numeric type: "42" and "42.0" name the same row only when the text matches.
+      }
+      auto it = state.upsert.find(id);
+      if (it != state.upsert.end()) {
+        apply_delta(state, track, id, it->second, -1, false, partition, offset);
+      }
+      if (next) {
+        apply_delta(state, track, id, *next, +1, true, partition, offset);
+        if (it != state.upsert.end()) {
+          it->second = std::move(*next);
+        } else {
+          state.upsert.emplace(id, std::move(*next));
+        }
+      } else if (it != state.upsert.end()) {
+        state.upsert.erase(it);
+      }
+      if (track) upsert_dirty_.insert(id);
+      return;
+    }
+    case SourceKind::kChangelog: {
+      std::optional<Row> before, after;
+      if (!value || !decoder_->decode_change(*value, capacity, &before, &after, &reason)) {
+        record_error(state, partition, offset, value ? reason : "null changelog record");
+        return;
+      }
+      std::string id = key ? std::string(*key) : identity_of(partition, offset);
+      if (before) apply_delta(state, track, id, *before, -1, false, partition, offset);
+      if (after) apply_delta(state, track, id, *after, +1, true, partition, offset);
+      return;
+    }
+  }
+}
+
+int64_t View::process_some(ViewState& state, bool track, const std::vector<int64_t>* stop_at) {
+  auto info = deps_.log->describe_topic(spec_.source.topic);
+  if (!info) return 0;
+  if (state.next_offset.size() < size_t(info->partitions)) state.next_offset.resize(size_t(info->partitions), 0);
+  int64_t applied = 0;
+  for (int32_t p = 0; p < info->partitions; ++p) {
+    if (applied >= kBatchRecordsMax) break;
+    if (!failure_.empty() && track) break;
+    int64_t& next = state.next_offset[size_t(p)];
+    int64_t limit = INT64_MAX;
+    if (stop_at) limit = size_t(p) < stop_at->size() ? (*stop_at)[size_t(p)] : 0;
+    if (next >= limit) continue;
+    auto part = deps_.log->partition(spec_.source.topic, p);
+    if (!part) continue;
+    if (next < part->log_start_offset()) next = part->log_start_offset();
+    auto rr = part->read(next, kReadBytes);
+    if (!rr || !rr->slice) continue;
+    const io::FileRange& slice = *rr->slice;
+    buffer_.resize(slice.size_bytes + EventDecoder::kPadding);
+    auto got = slice.file->read_at(slice.position,
+                                   MutableByteSpan(reinterpret_cast<uint8_t*>(buffer_.data()), slice.size_bytes));
+    if (!got) {
+      log_warn("view {}: reading {}/{}: {}", spec_.name, spec_.source.topic, p, got.status().to_string());
+      continue;
+    }
+    size_t size = *got;
+    size_t pos = 0;
+    const char* buf_end = buffer_.data() + buffer_.size();
+    while (pos + log::batch_layout::kHeaderSize <= size && next < limit) {
+      auto bytes = ByteSpan(reinterpret_cast<const uint8_t*>(buffer_.data()) + pos, size - pos);
+      log::BatchHeader h = log::decode_batch_header(bytes);
+      size_t total = h.total_size();
+      if (total < log::batch_layout::kHeaderSize || pos + total > size) break;
+      if (h.last_offset() >= next && !h.control()) {
+        auto records = log::decode_records(ByteSpan(bytes.data(), total), &scratch_);
+        if (!records) {
+          record_error(state, p, h.base_offset, "unreadable batch: " + records.status().message());
+        } else {
+          for (const log::Record& r : *records) {
+            if (r.offset < next) continue;
+            if (r.offset >= limit) break;
+            size_t capacity = 0;
+            if (r.value && r.value->data() >= buffer_.data() && r.value->data() < buf_end)
+              capacity = size_t(buf_end - r.value->data());
+            apply_record(state, track, p, r.offset, r.key, r.value, capacity);
+            next = r.offset + 1;
+            ++applied;
+            if (track) last_record_ts_ = r.timestamp;
+          }
+        }
+      }
+      if (h.last_offset() + 1 > next && h.last_offset() + 1 <= limit) next = h.last_offset() + 1;
+      pos += total;
+    }
+  }
+  return applied;
+}
+
+Status View::commit() {
+  rocksdb::WriteBatch wb;
+  bool aggregate = spec_.plan.aggregate;
+  std::unique_ptr<log::BatchBuilder> changes;
+  if (!spec_.changelog_topic.empty()) changes = std::make_unique<log::BatchBuilder>(now_ms());
+  int64_t ts = now_ms();
+  Row after_row;
+  for (auto& [key, before] : dirty_) {
+    std::optional<Row> after;
+    if (visible_row(state_, key, &after_row)) after = after_row;
+    if (aggregate) {
+      auto it = state_.groups.find(key);
+      if (it != state_.groups.end()) {
+        wb.Put(prefix('g') + key, ViewCodec::encode_group(it->second));
+      } else {
+        wb.Delete(prefix('g') + key);
+      }
+    } else {
+      auto it = state_.rows.find(key);
+      if (it != state_.rows.end()) {
+        std::string enc;
+        sql::encode_row(it->second, &enc);
+        wb.Put(prefix('r') + key, enc);
+      } else {
+        wb.Delete(prefix('r') + key);
+      }
+    }
+    if (changes && !rows_equal(before, after, false)) {
+      JsonWriter k;
+      if (aggregate) {
+        k.begin_array();
+        auto it = state_.groups.find(key);
+        Row key_values;
+        if (it != state_.groups.end()) {
+          key_values = it->second.key;
+        } else {
+          auto decoded = sql::decode_row(key);
+          if (decoded) key_values = *decoded;
+        }
+        for (const Value& v : key_values) sql::write_json(k, v);
+        k.end_array();
+      } else {
+        k.value(key);
+      }
+      JsonWriter v;
+      v.begin_object();
+      v.key("key");
+      std::string key_json = k.str();
+      v.raw(key_json);
+      v.key("before");
+      if (before) {
+        write_row_json(v, spec_.plan.output, *before);
+      } else {
+        v.null();
+      }
+      v.key("after");
+      if (after) {
+        write_row_json(v, spec_.plan.output, *after);
+      } else {
+        v.null();
+      }
+      v.end_object();
+      changes->add(key_json, v.str(), ts);
+    }
+  }
+  for (const std::string& key : upsert_dirty_) {
+    auto it = state_.upsert.find(key);
+    if (it != state_.upsert.end()) {
+      std::string enc;
+      sql::encode_row(it->second, &enc);
+      wb.Put(prefix('u') + key, enc);
+    } else {
+      wb.Delete(prefix('u') + key);
+    }
+  }
+  std::string batch;
+  int64_t count = 0;
+  int64_t base = changelog_end_;
+  if (changes && changes->record_count() > 0) {
+    count = int64_t(changes->record_count());
+    batch = changes->finish();
+    std::string outbox;
+    put_u64(&outbox, uint64_t(base));
+    put_u64(&outbox, uint64_t(count));
+    outbox += batch;
+    wb.Put(prefix('o'), outbox);
+  }
+  std::string meta;
+  put_u64(&meta, state_.next_offset.size());
+  for (int64_t o : state_.next_offset) put_u64(&meta, uint64_t(o));
+  put_u64(&meta, uint64_t(state_.events));
+  put_u64(&meta, uint64_t(state_.errors));
+  put_u64(&meta, state_.caught_up ? 1 : 0);
+  put_u64(&meta, uint64_t(base + count));
+  wb.Put(prefix('m'), meta);
+  auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return error(ErrorCode::kIoError, "committing view " + spec_.name + ": " + s.ToString());
+  if (count > 0) {
+    auto part = deps_.log->partition(spec_.changelog_topic, 0);
+    if (!part) return error(ErrorCode::kNotFound, "changelog topic " + spec_.changelog_topic + " is gone");
+    auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
+    if (!r) return r.status().with_context("appending to " + spec_.changelog_topic);
+    changelog_end_ = r->last_offset + 1;
+  }
+  dirty_.clear();
+  upsert_dirty_.clear();
+  last_commit_ = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(progress_mu_);
+    committed_ = state_.next_offset;
+  }
+  progress_cv_.notify_all();
+  return Status::ok();
+}
+
+Status View::write_full_state(ViewState& state) {
+  rocksdb::WriteBatch wb;
+  for (char k : std::string("gru")) {
+    std::string p = prefix(k);
+    std::string end = p;
+    end.back() = char(end.back() + 1);
+    wb.DeleteRange(p, end);
+  }
+  for (const auto& [key, g] : state.groups) wb.Put(prefix('g') + key, ViewCodec::encode_group(g));
+  for (const auto& [key, row] : state.rows) {
+    std::string enc;
+    sql::encode_row(row, &enc);
+    wb.Put(prefix('r') + key, enc);
+  }
+  for (const auto& [key, row] : state.upsert) {
+    std::string enc;
+    sql::encode_row(row, &enc);
+    wb.Put(prefix('u') + key, enc);
+  }
+  auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return error(ErrorCode::kIoError, s.ToString());
+  return Status::ok();
+}
+
+void View::run() {
+  auto rate_start = std::chrono::steady_clock::now();
+  int64_t rate_events = 0;
+  while (!stop_) {
+    int64_t n = 0;
+    bool commit_due = false;
+    {
+      std::lock_guard rl(rebuild_mu_);
+      {
+        std::unique_lock lock(state_mu_);
+        if (failure_.empty()) n = process_some(state_, true, nullptr);
+        finish_batch(state_);
+        int64_t lag = 0;
+        auto info = deps_.log->describe_topic(spec_.source.topic);
+        if (info) {
+          for (int32_t p = 0; p < info->partitions; ++p) {
+            auto part = deps_.log->partition(spec_.source.topic, p);
+            int64_t next = size_t(p) < state_.next_offset.size() ? state_.next_offset[size_t(p)] : 0;
+            if (part) lag += std::max<int64_t>(0, part->high_watermark() - next);
+          }
+        }
+        if (lag == 0 && !state_.caught_up) state_.caught_up = true;
+        auto since = std::chrono::steady_clock::now() - last_commit_;
+        bool offsets_moved = committed_ != state_.next_offset;
+        commit_due = (!dirty_.empty() || offsets_moved || !upsert_dirty_.empty()) &&
+                     (since >= (lag == 0 ? kCommitIntervalLive : kCommitIntervalBackfill) ||
+                      dirty_.size() >= kDirtyMax);
+        if (commit_due) {
+          Status s = commit();
+          if (!s) {
+            log_error("view {}: {}", spec_.name, s.to_string());
+            std::lock_guard lock2(progress_mu_);
+            failure_ = s.to_string();
+            phase_ = "failed";
+          }
+        }
+        std::lock_guard lock2(progress_mu_);
+        applied_ = state_.next_offset;
+        events_since_start_ += n;
+        if (failure_.empty()) phase_ = state_.caught_up ? "live" : "backfilling";
+      }
+      progress_cv_.notify_all();
+    }
+    rate_events += n;
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - rate_start).count();
+    if (dt >= 1.0) {
+      std::lock_guard lock(progress_mu_);
+      rate_ = double(rate_events) / dt;
+      rate_events = 0;
+      rate_start = now;
+    }
+    if (n == 0) {
+      std::unique_lock lock(wake_mu_);
+      bool pending;
+      {
+        std::shared_lock sl(state_mu_);
+        pending = !dirty_.empty() || committed_ != state_.next_offset;
+      }
+      wake_cv_.wait_for(lock, pending ? std::chrono::milliseconds(2) : std::chrono::milliseconds(100),
+                        [&] { return wake_ || stop_.load(); });
+      wake_ = false;
+    }
+  }
+  std::unique_lock lock(state_mu_);
+  if (!dirty_.empty() || committed_ != state_.next_offset || !upsert_dirty_.empty()) {
+    Status s = commit();
+    if (!s) log_error("view {}: final commit: {}", spec_.name, s.to_string());
+  }
+}
+
+void View::read(const std::function<void(const ViewState&)>& fn) const {
+  std::shared_lock lock(state_mu_);
+  fn(state_);
+}
+
+void View::for_each_row(const ViewState& state, bool aggregate,
+                        const std::function<void(const std::string& key, const Row& row)>& fn) {
+  if (aggregate) {
+    for (std::string_view k : state.order) {
+      auto it = state.groups.find(std::string(k));
+      if (it != state.groups.end() && it->second.visible) fn(it->first, it->second.out);
+    }
+    return;
+  }
+  for (const auto& [k, row] : state.rows) fn(k, row);
+}
+
+Status View::wait_applied(const std::map<int32_t, int64_t>& offsets, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(progress_mu_);
+  auto reached = [&] {
+    for (auto [p, o] : offsets) {
+      if (size_t(p) >= applied_.size() || applied_[size_t(p)] <= o) return false;
+    }
+    return true;
+  };
+  if (!progress_cv_.wait_until(lock, deadline, reached)) {
+    if (!failure_.empty()) return error(ErrorCode::kClosed, "view " + spec_.name + " failed: " + failure_);
+    return error(ErrorCode::kTimeout, "view " + spec_.name + " has not caught up");
+  }
+  return Status::ok();
+}
+
+Result<int64_t> View::wait_committed(const std::map<int32_t, int64_t>& offsets,
+                                     std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(progress_mu_);
+  auto reached = [&] {
+    for (auto [p, o] : offsets) {
+      if (size_t(p) >= committed_.size() || committed_[size_t(p)] <= o) return false;
+    }
+    return true;
+  };
+  if (!progress_cv_.wait_until(lock, deadline, reached)) {
+    return error(ErrorCode::kTimeout, "view " + spec_.name + " has not caught up");
+  }
+  lock.unlock();
+  std::shared_lock sl(state_mu_);
+  return changelog_end_;
+}
+
+ViewStatus View::status() const {
+  ViewStatus st;
+  st.name = spec_.name;
+  std::vector<int64_t> applied;
+  {
+    std::lock_guard lock(progress_mu_);
+    st.state = phase_;
+    st.events_since_start = events_since_start_;
+    st.events_per_second = rate_;
+    st.recent_errors.assign(recent_errors_.begin(), recent_errors_.end());
+    st.failure = failure_;
+    applied = applied_;
+  }
+  {
+    std::shared_lock lock(state_mu_);
+    st.events = state_.events;
+    st.errors = state_.errors;
+    st.rows = spec_.plan.aggregate ? int64_t(state_.groups.size()) : int64_t(state_.rows.size());
+    if (spec_.plan.aggregate && spec_.plan.group_exprs.empty()) st.rows = 1;
+  }
+  st.offsets = applied;
+  int64_t total = 0, done = 0;
+  auto info = deps_.log->describe_topic(spec_.source.topic);
+  if (info) {
+    for (int32_t p = 0; p < info->partitions; ++p) {
+      auto part = deps_.log->partition(spec_.source.topic, p);
+      if (!part) continue;
+      int64_t hw = part->high_watermark();
+      int64_t start = part->log_start_offset();
+      int64_t at = size_t(p) < applied.size() ? applied[size_t(p)] : 0;
+      total += hw - start;
+      done += std::max<int64_t>(0, std::min(at, hw) - start);
+      st.lag_records += std::max<int64_t>(0, hw - at);
+    }
+  }
+  st.progress = total == 0 ? 100.0 : 100.0 * double(done) / double(total);
+  if (st.lag_records > 0 && last_record_ts_ > 0) st.lag_ms = std::max<int64_t>(0, now_ms() - last_record_ts_);
+  return st;
+}
+
+Result<RebuildReport> View::rebuild() {
+  std::lock_guard rl(rebuild_mu_);  // pauses the runner between batches
+  std::vector<int64_t> target;
+  {
+    std::shared_lock lock(state_mu_);
+    target = state_.next_offset;
+  }
+  {
+    std::lock_guard lock(progress_mu_);
+    phase_ = "rebuilding";
+  }
+  ViewState fresh;
+  fresh.next_offset.assign(target.size(), 0);
+  if (spec_.plan.aggregate && spec_.plan.group_exprs.empty()) {
+    Group g;
+    g.aggs.resize(spec_.plan.aggs.size());
+    auto [it, inserted] = fresh.groups.emplace(std::string(), std::move(g));
+    recompute(it->second);
+    fresh.order.insert(std::string_view(it->first));
+  }
+  // The runner is paused, so the reading buffers and touched_ are ours.
+  while (true) {
+    int64_t n = process_some(fresh, false, &target);
+    finish_batch(fresh);
+    if (n == 0) break;
+  }
+  RebuildReport report;
+  report.events = fresh.events;
+  std::unique_lock lock(state_mu_);
+  // Compare every key of either state.
+  std::map<std::string, std::pair<std::optional<Row>, std::optional<Row>>> keys;
+  bool aggregate = spec_.plan.aggregate;
+  for_each_row(state_, aggregate, [&](const std::string& k, const Row& r) { keys[k].first = r; });
+  for_each_row(fresh, aggregate, [&](const std::string& k, const Row& r) { keys[k].second = r; });
+  for (auto& [k, pair] : keys) {
+    if (!rows_equal(pair.first, pair.second, true)) {
+      ++report.differences;
+      if (!dirty_.count(k)) dirty_.emplace(k, pair.first);
+    }
+  }
+  report.rows = aggregate ? int64_t(fresh.groups.size()) : int64_t(fresh.rows.size());
+  fresh.caught_up = state_.caught_up;
+  fresh.errors = state_.errors;  // errors already reported stay counted once
+  // Keys dirty before the rebuild keep their pre-commit "before" rows.
+  state_ = std::move(fresh);
+  Status s = write_full_state(state_);
+  if (s) s = commit();
+  {
+    std::lock_guard plock(progress_mu_);
+    phase_ = state_.caught_up ? "live" : "backfilling";
+  }
+  if (!s) return s;
+  return report;
+}
+
+}  // namespace evert::views
+
+namespace evert::views {
+
+ViewState View::scan(const std::vector<int64_t>& stop_at) {
+  ViewState fresh;
+  fresh.next_offset.assign(stop_at.size(), 0);
+  while (process_some(fresh, false, &stop_at) > 0) finish_batch(fresh);
+  finish_batch(fresh);
+  return fresh;
+}
+
+}  // namespace evert::views

@@ -1,0 +1,220 @@
+// One continuously maintained derived relation: a materialized view, a
+// secondary index, or the current rows of an upsert table. A View reads its
+// source topic (a table's topic, or another view's changelog) from its last
+// checkpoint, turns records into row changes (+row / -row), runs them
+// through its SelectPlan (filter, group, aggregate, project) and keeps the
+// result in memory (the hot tier). Every commit writes the changed state,
+// the source offsets it reflects and the changelog records it produced to
+// RocksDB in one atomic WriteBatch, then appends those records to the
+// changelog topic (a single-slot outbox makes that append exactly-once
+// across crashes).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/status.h"
+#include "sql/plan.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace evert::log {
+class LogManager;
+}
+
+namespace evert::views {
+
+enum class SourceKind { kAppend, kUpsert, kChangelog };
+enum class ViewKind { kView, kIndex, kTableState };
+
+struct SourceSpec {
+  std::string topic;
+  SourceKind kind = SourceKind::kAppend;
+  sql::Schema schema;   // the rows the source yields
+  int key_column = -1;  // upsert: the key column
+};
+
+struct ViewSpec {
+  std::string name;
+  uint64_t id = 0;  // RocksDB key prefix; unique for the life of the data directory
+  ViewKind kind = ViewKind::kView;
+  SourceSpec source;
+  sql::SelectPlan plan;
+  std::string changelog_topic;  // empty: no changelog
+  bool stop_on_error = false;
+  int index_column = -1;  // kIndex: the indexed column of the source row
+};
+
+struct MalformedEvent {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string reason;
+};
+
+struct ViewStatus {
+  std::string name;
+  std::string state;  // "backfilling", "live", "rebuilding", "failed", "stopped"
+  double progress = 0;  // percent of the source read
+  int64_t events = 0;   // events processed in all (persisted)
+  int64_t events_since_start = 0;
+  double events_per_second = 0;
+  int64_t lag_records = 0;
+  int64_t lag_ms = 0;
+  int64_t errors = 0;
+  std::vector<MalformedEvent> recent_errors;
+  std::string failure;
+  int64_t rows = 0;
+  std::vector<int64_t> offsets;  // next source offset per partition
+};
+
+struct RebuildReport {
+  int64_t events = 0;
+  int64_t rows = 0;
+  int64_t differences = 0;  // rows whose rebuilt value differed from the maintained one
+};
+
+struct AggState {
+  int64_t count = 0;  // non-null inputs
+  __int128 isum = 0;
+  double dsum = 0;
+  std::map<sql::Value, int64_t, sql::ValueLess> values;  // MIN/MAX/COUNT DISTINCT
+};
+
+struct Group {
+  sql::Row key;
+  int64_t rows = 0;
+  std::vector<AggState> aggs;
+  sql::Row out;
+  bool visible = false;
+  bool touched = false;
+};
+
+// Folds one input row (its aggregate arguments, already evaluated) into a
+// group with weight +1 or -1; recompute_group() derives the output row.
+void apply_to_group(const sql::SelectPlan& plan, Group& g, const sql::Row& args, int weight);
+void recompute_group(const sql::SelectPlan& plan, Group& g);
+// [group key values..., aggregate results...]
+sql::Row group_combined(const sql::SelectPlan& plan, const Group& g);
+
+// The state of one view at some source offsets; a rebuild builds a second one.
+struct ViewState {
+  std::unordered_map<std::string, Group> groups;  // aggregate views
+  std::set<std::string_view> order;               // keys of `groups`, sorted
+  std::map<std::string, sql::Row> rows;           // non-aggregate views and indexes
+  std::unordered_map<std::string, sql::Row> upsert;  // upsert source: key -> current row
+  std::vector<int64_t> next_offset;               // per source partition
+  int64_t events = 0;
+  int64_t errors = 0;
+  bool caught_up = false;
+};
+
+class View {
+ public:
+  struct Deps {
+    log::LogManager* log = nullptr;
+    rocksdb::DB* db = nullptr;
+  };
+  View(ViewSpec spec, Deps deps);
+  ~View();
+
+  // Loads the checkpoint (or starts empty), finishes a pending changelog append.
+  Status open();
+  void start();
+  void stop();
+  // Removes every key of this view from RocksDB (after stop()).
+  Status destroy();
+
+  const ViewSpec& spec() const { return spec_; }
+  ViewStatus status() const;
+  void notify();  // new data may be in the source
+
+  // Readers run under a shared lock and see the state between batches.
+  void read(const std::function<void(const ViewState&)>& fn) const;
+  // The output row of an aggregate group / a keyed row, by encoded key.
+  // Waits until every source partition has been applied up to `offsets`
+  // (partition -> offset that must be included), or the deadline passes.
+  Status wait_applied(const std::map<int32_t, int64_t>& offsets, std::chrono::steady_clock::time_point deadline);
+  // Waits until the changelog holds every change up to `offsets` of the
+  // source, then returns the changelog's end offset.
+  Result<int64_t> wait_committed(const std::map<int32_t, int64_t>& offsets,
+                                 std::chrono::steady_clock::time_point deadline);
+  // Recomputes the state from the start of the source up to the current
+  // offsets, compares it with the maintained state, and replaces it.
+  Result<RebuildReport> rebuild();
+  // Reads the source from its start up to `stop_at` (per partition,
+  // exclusive) into a fresh state, without committing (ad-hoc scans).
+  ViewState scan(const std::vector<int64_t>& stop_at);
+
+  // Rows of the view in key order (a snapshot), for SELECT.
+  static void for_each_row(const ViewState& state, bool aggregate,
+                           const std::function<void(const std::string& key, const sql::Row& row)>& fn);
+
+ private:
+  struct Change;
+  void run();
+  // Reads and applies up to a budget of records; returns records applied.
+  int64_t process_some(ViewState& state, bool track, const std::vector<int64_t>* stop_at);
+  void apply_record(ViewState& state, bool track, int32_t partition, int64_t offset,
+                    std::optional<std::string_view> key, std::optional<std::string_view> value, size_t capacity);
+  void apply_delta(ViewState& state, bool track, const std::string& identity, const sql::Row& row, int weight,
+                   bool count_errors, int32_t partition, int64_t offset);
+  void finish_batch(ViewState& state);
+  void record_error(ViewState& state, int32_t partition, int64_t offset, std::string reason);
+  Status commit();
+  Status write_full_state(ViewState& state);
+  std::string prefix(char kind) const;
+  bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
+  void recompute(Group& g) const { recompute_group(spec_.plan, g); }
+
+  ViewSpec spec_;
+  Deps deps_;
+  std::unique_ptr<struct ViewCodec> codec_;
+  std::unique_ptr<class EventDecoder> decoder_;
+
+  mutable std::shared_mutex state_mu_;
+  ViewState state_;
+  std::vector<std::string> touched_;  // groups changed in the current batch
+  // Since the last commit: key -> visible row before the first change.
+  std::unordered_map<std::string, std::optional<sql::Row>> dirty_;
+  std::set<std::string> upsert_dirty_;
+  int64_t changelog_end_ = 0;
+
+  mutable std::mutex progress_mu_;
+  std::condition_variable progress_cv_;
+  std::vector<int64_t> applied_;    // published after each batch
+  std::vector<int64_t> committed_;  // published after each commit
+  std::deque<MalformedEvent> recent_errors_;
+  std::string failure_;
+  std::string phase_ = "backfilling";
+  int64_t events_since_start_ = 0;
+  double rate_ = 0;
+  int64_t last_record_ts_ = 0;
+
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_ = false;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+
+  std::mutex rebuild_mu_;
+  std::string buffer_;  // source bytes, padded for the JSON parser
+  std::string scratch_;
+  std::chrono::steady_clock::time_point last_commit_;
+};
+
+}  // namespace evert::views
