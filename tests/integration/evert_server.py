@@ -26,6 +26,7 @@ REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 EVERT_BIN = os.environ.get("EVERT_BIN") or os.path.join(REPO_DIR, "build-it", "evert")
 
 _LISTENING = re.compile(r"listening kafka=127\.0\.0\.1:(\d+)")
+_LISTENING_HTTP = re.compile(r"listening kafka=\S+ http=127\.0\.0\.1:(\d+)")
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 20.0
 
@@ -45,7 +46,8 @@ class EvertServer:
     """One evert process serving `data_dir`. Its stderr goes to `log_path`.
 
     start() and stop() may alternate any number of times (restart); each start
-    picks a fresh free port, so `bootstrap` changes across restarts.
+    picks fresh free ports, so `bootstrap` and `http_port` change across
+    restarts.
     """
 
     def __init__(self, data_dir, log_path, extra_args=()):
@@ -54,12 +56,19 @@ class EvertServer:
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
+        self.http_port = None  # from the listening line; None if it names none
         self._log_start = 0  # where the current run's lines begin in the log
 
     @property
     def bootstrap(self):
         assert self.port is not None, "server is not running"
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self):
+        """Base URL of the HTTP API, e.g. http://127.0.0.1:8080 (no trailing slash)."""
+        assert self.http_port is not None, "server is not running or logged no http port"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -90,6 +99,8 @@ class EvertServer:
             m = _LISTENING.search(self.log_text(whole=False))
             if m:
                 self.port = int(m.group(1))
+                m_http = _LISTENING_HTTP.search(self.log_text(whole=False))
+                self.http_port = int(m_http.group(1)) if m_http else None
                 return self
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -104,7 +115,7 @@ class EvertServer:
         """SIGTERM, wait, and check the exit was clean (status 0, 'stopped cleanly')."""
         if self.proc is None:
             return
-        proc, self.proc, self.port = self.proc, None, None
+        proc, self.proc, self.port, self.http_port = self.proc, None, None, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
@@ -120,10 +131,11 @@ class EvertServer:
             raise ServerError(f"evert (pid {proc.pid}) exited 0 without logging 'stopped cleanly'")
 
     def kill(self):
-        """SIGKILL, for cleanup after something already went wrong."""
+        """SIGKILL by PID: for cleanup after something went wrong, and for
+        crash tests (a later start() recovers the same data directory)."""
         if self.proc is None:
             return
-        proc, self.proc, self.port = self.proc, None, None
+        proc, self.proc, self.port, self.http_port = self.proc, None, None, None
         if proc.poll() is None:
             proc.kill()
         proc.wait()
