@@ -14,7 +14,7 @@ CTEST_ARGS ?=
 # Debian packages the build and the tests need (bookworm names).
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev \
-  librdkafka-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev \
+  libsimdjson-dev librdkafka-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev \
   python3 procps curl kcat python3-confluent-kafka python3-kafka
 
 .PHONY: deps build run test test-asan bench clean
