@@ -13,5 +13,7 @@ void add_produce_command(CLI::App& app);
 void add_consume_command(CLI::App& app);
 void add_bench_commands(CLI::App& app);
 void add_group_commands(CLI::App& app);
+// A client of the server's HTTP SQL API.
+void add_sql_command(CLI::App& app);
 
 }  // namespace evert::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   evert::cli::add_consume_command(app);
   evert::cli::add_bench_commands(app);
   evert::cli::add_group_commands(app);
+  evert::cli::add_sql_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
