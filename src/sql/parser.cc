@@ -130,9 +130,32 @@ ExprPtr make(ExprKind kind, int location) {
   return e;
 }
 
+// The request being parsed: libpg_query 15's JSON writes a negative
+// integer constant as "ival": {} (as it writes 0), so those are re-read
+// from the text at the constant's location.
+thread_local const std::string* current_text = nullptr;
+
+int64_t integer_at(int location) {
+  if (!current_text || location < 0 || size_t(location) >= current_text->size()) return 0;
+  const char* p = current_text->c_str() + location;
+  bool negative = false;
+  while (*p == '-' || *p == '+' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '(') {
+    if (*p == '-') negative = !negative;
+    ++p;
+  }
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(p, &end, 10);
+  if (end == p || errno != 0) return 0;
+  return negative ? int64_t(0 - v) : int64_t(v);
+}
+
 Value const_value(element body) {
   if (bool_field(body, "isnull")) return Value::null();
-  if (auto f = field(body, "ival")) return Value::integer(int_field(*f, "ival", 0));
+  if (auto f = field(body, "ival")) {
+    if (auto inner = field(*f, "ival")) return Value::integer(int_field(*f, "ival", 0));
+    return Value::integer(integer_at(location_of(body)));
+  }
   if (auto f = field(body, "fval")) {
     std::string s = str_field(*f, "fval");
     if (s.find_first_of(".eE") == std::string::npos) {
@@ -582,7 +605,17 @@ SqlResult<std::vector<Statement>> parse(std::string_view sql) {
     ~Free() { pg_query_free_parse_result(*r); }
   } free_result{&r};
   if (r.error) {
-    return SqlError{"42601", r.error->message, r.error->cursorpos > 0 ? r.error->cursorpos - 1 : -1};
+    // cursorpos counts characters from 1; positions here are byte offsets.
+    int position = -1;
+    if (r.error->cursorpos > 0) {
+      int chars = 0;
+      size_t i = 0;
+      for (; i < text.size(); ++i) {
+        if ((uint8_t(text[i]) & 0xC0) != 0x80 && ++chars == r.error->cursorpos) break;
+      }
+      position = int(i);
+    }
+    return SqlError{"42601", r.error->message, position};
   }
   simdjson::dom::parser json;
   element root;
@@ -590,6 +623,10 @@ SqlResult<std::vector<Statement>> parse(std::string_view sql) {
     return SqlError{"XX000", "could not read the parse tree", -1};
   }
   std::vector<Statement> out;
+  current_text = &text;
+  struct Reset {
+    ~Reset() { current_text = nullptr; }
+  } reset;
   try {
     for (element raw : list_field(root, "stmts")) {
       int loc = int(int_field(raw, "stmt_location", 0));

@@ -102,9 +102,13 @@ void encode_key(const Value& v, std::string* out) {
     }
     case Type::kText:
       out->push_back('\x40');
-      for (char c : v.s) {
-        out->push_back(c);
-        if (c == '\0') out->push_back('\xff');
+      if (v.s.find('\0') == std::string::npos) {
+        out->append(v.s);
+      } else {
+        for (char c : v.s) {
+          out->push_back(c);
+          if (c == '\0') out->push_back('\xff');
+        }
       }
       out->push_back('\0');
       out->push_back('\x01');

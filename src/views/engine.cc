@@ -131,6 +131,26 @@ struct Engine::Impl {
   std::map<std::string, std::shared_ptr<IndexEntry>> indexes;
   std::mutex ddl_mu;  // one DDL statement at a time
   std::atomic<uint64_t> round_robin{0};
+  // Who to wake on an append to a topic. Its own lock, never held while
+  // waiting: appends come from view runners that DDL may be joining.
+  std::mutex wake_mu;
+  std::multimap<std::string, std::weak_ptr<View>> wake_by_topic;
+
+  void register_wake(const std::shared_ptr<View>& v) {
+    std::lock_guard lock(wake_mu);
+    wake_by_topic.emplace(v->spec().source.topic, v);
+  }
+  void unregister_wake(const View* v) {
+    std::lock_guard lock(wake_mu);
+    for (auto it = wake_by_topic.begin(); it != wake_by_topic.end();) {
+      auto sp = it->second.lock();
+      if (!sp || sp.get() == v) {
+        it = wake_by_topic.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   uint64_t next_id = 1;
 
   // ---- catalog persistence ----
@@ -167,6 +187,7 @@ struct Engine::Impl {
     Status s = v->open();
     if (!s) throw_sql("58030", fmt::format("opening {}: {}", v->spec().name, s.to_string()));
     v->start();
+    register_wake(v);
     return v;
   }
 
@@ -353,6 +374,7 @@ struct Engine::Impl {
 
   void drop_view_object(const std::shared_ptr<View>& v) {
     if (!v) return;
+    unregister_wake(v.get());
     v->stop();
     Status s = v->destroy();
     if (!s) log_warn("dropping {}: {}", v->spec().name, s.to_string());
@@ -408,40 +430,43 @@ struct Engine::Impl {
     std::string access;  // for EXPLAIN
   };
 
-  // Waits until `v` reflects `offsets` (topic -> partition -> offset) of
-  // the tables it (transitively) reads.
+  // The source offsets `v` must apply to reflect `offsets` (topic ->
+  // partition -> offset) of the tables it reads; for a view over a view,
+  // this waits until the parent has committed those changes and returns
+  // the parent's changelog end. Empty: nothing to wait for.
+  std::map<int32_t, int64_t> needed(const std::shared_ptr<View>& v,
+                                    const std::map<std::string, std::map<int32_t, int64_t>>& offsets,
+                                    std::chrono::steady_clock::time_point deadline) {
+    const ViewSpec& spec = v->spec();
+    if (spec.source.kind != SourceKind::kChangelog) {
+      auto it = offsets.find(spec.source.topic);
+      return it == offsets.end() ? std::map<int32_t, int64_t>{} : it->second;
+    }
+    std::shared_ptr<View> parent;
+    {
+      std::shared_lock lock(mu);
+      for (const auto& [n, e] : views) {
+        if (e->view->spec().changelog_topic == spec.source.topic) parent = e->view;
+      }
+    }
+    if (!parent) return {};
+    auto parent_need = needed(parent, offsets, deadline);
+    if (parent_need.empty()) return {};
+    auto end = parent->wait_committed(parent_need, deadline);
+    if (!end) throw_sql("57014", fmt::format("read-your-writes: {}", end.status().message()));
+    if (*end <= 0) return {};
+    return {{0, *end - 1}};
+  }
+
+  // Waits until `v` reflects `offsets` of the tables it (transitively) reads.
   void wait_view(const std::shared_ptr<View>& v, const std::map<std::string, std::map<int32_t, int64_t>>& offsets,
                  std::chrono::steady_clock::time_point deadline) {
-    const ViewSpec& spec = v->spec();
-    std::map<int32_t, int64_t> need;
-    if (spec.source.kind == SourceKind::kChangelog) {
-      // The parent view must have committed its changes to the changelog.
-      std::shared_ptr<View> parent;
-      {
-        for (const auto& [n, e] : views) {
-          if (e->view->spec().changelog_topic == spec.source.topic) parent = e->view;
-        }
-      }
-      if (!parent) return;
-      auto parent_topic_offsets = offsets;
-      wait_view(parent, offsets, deadline);
-      std::map<int32_t, int64_t> parent_need;
-      auto it = offsets.find(parent->spec().source.topic);
-      if (parent->spec().source.kind != SourceKind::kChangelog && it == offsets.end()) return;
-      if (it != offsets.end()) parent_need = it->second;
-      auto end = parent->wait_committed(parent_need, deadline);
-      if (!end) throw_sql("57014", fmt::format("read-your-writes: {}", end.status().message()));
-      if (*end > 0) need[0] = *end - 1;
-    } else {
-      auto it = offsets.find(spec.source.topic);
-      if (it == offsets.end()) return;
-      need = it->second;
-    }
+    auto need = needed(v, offsets, deadline);
     if (need.empty()) return;
     Status s = v->wait_applied(need, deadline);
     if (!s) {
       throw_sql("57014", fmt::format("read-your-writes: {} (waited for {} to reach the requested offsets)",
-                                     s.message(), spec.name));
+                                     s.message(), v->spec().name));
     }
   }
 
@@ -683,16 +708,15 @@ void Engine::close() {
 }
 
 void Engine::on_append(const std::string& topic) {
-  std::shared_lock lock(impl_->mu);
-  for (auto& [n, v] : impl_->views) {
-    if (v->view->spec().source.topic == topic) v->view->notify();
+  std::vector<std::shared_ptr<View>> wake;
+  {
+    std::lock_guard lock(impl_->wake_mu);
+    auto [from, to] = impl_->wake_by_topic.equal_range(topic);
+    for (auto it = from; it != to; ++it) {
+      if (auto v = it->second.lock()) wake.push_back(std::move(v));
+    }
   }
-  for (auto& [n, i] : impl_->indexes) {
-    if (i->view->spec().source.topic == topic) i->view->notify();
-  }
-  for (auto& [n, t] : impl_->tables) {
-    if (t->state && t->topic == topic) t->state->notify();
-  }
+  for (auto& v : wake) v->notify();
 }
 
 std::vector<ViewStatus> Engine::view_statuses() const {
@@ -777,7 +801,8 @@ sql::SqlResult<StatementResult> Engine::lookup(const std::string& name, const st
   v->read([&](const ViewState& st) {
     if (spec.plan.aggregate) {
       auto it = st.groups.find(key);
-      if (it != st.groups.end() && it->second.visible) result.rows.push_back(it->second.out);
+      Row row;
+      if (it != st.groups.end() && group_output(spec.plan, it->second, &row)) result.rows.push_back(std::move(row));
     } else {
       auto it = st.rows.find(key);
       if (it != st.rows.end()) result.rows.push_back(it->second);
@@ -1064,7 +1089,8 @@ struct Executor {
       view->read([&](const ViewState& st) {
         if (point) {
           auto it = st.groups.find(key);
-          if (it != st.groups.end() && it->second.visible) src.rows.push_back(it->second.out);
+          Row row;
+          if (it != st.groups.end() && group_output(spec.plan, it->second, &row)) src.rows.push_back(std::move(row));
           return;
         }
         if (range) {
@@ -1075,11 +1101,12 @@ struct Executor {
           for (; it != st.order.end(); ++it) {
             if (hi && *it > std::string_view(hi_key)) break;
             auto g = st.groups.find(std::string(*it));
-            if (g != st.groups.end() && g->second.visible) src.rows.push_back(g->second.out);
+            Row row;
+            if (g != st.groups.end() && group_output(spec.plan, g->second, &row)) src.rows.push_back(std::move(row));
           }
           return;
         }
-        View::for_each_row(st, spec.plan.aggregate, [&](const std::string&, const Row& r) { src.rows.push_back(r); });
+        View::for_each_row(st, spec.plan, [&](const std::string&, const Row& r) { src.rows.push_back(r); });
       });
       return src;
     }
@@ -1146,8 +1173,7 @@ struct Executor {
 
   void wait_view(const std::shared_ptr<View>& v) {
     if (offsets.empty()) return;
-    std::shared_lock lock(impl.mu);
-    impl.wait_view(v, offsets, deadline);
+    impl.wait_view(v, offsets, deadline);  // takes the catalog lock only to find parents
   }
 
   void wait_table(const TableEntry& t) {

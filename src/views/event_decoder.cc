@@ -32,7 +32,7 @@ struct EventDecoder::Impl {
       return false;
     }
     if (jt == od::json_type::null) {
-      *out = Value::null();
+      out->type = Type::kNull;
       return true;
     }
     auto mistyped = [&] {
@@ -43,19 +43,22 @@ struct EventDecoder::Impl {
       case Type::kInt: {
         int64_t x;
         if (jt != od::json_type::number || v.get_int64().get(x)) return mistyped();
-        *out = Value::integer(x);
+        out->type = Type::kInt;
+        out->i = x;
         return true;
       }
       case Type::kDouble: {
         double x;
         if (jt != od::json_type::number || v.get_double().get(x)) return mistyped();
-        *out = Value::real(x);
+        out->type = Type::kDouble;
+        out->d = x;
         return true;
       }
       case Type::kText: {
         std::string_view s;
         if (jt != od::json_type::string || v.get_string().get(s)) return mistyped();
-        *out = Value::text(std::string(s));
+        out->type = Type::kText;
+        out->s.assign(s.data(), s.size());
         return true;
       }
       case Type::kBool: {
@@ -84,7 +87,8 @@ struct EventDecoder::Impl {
   }
 
   bool read_object(od::object obj, sql::Row* row, std::string* reason) {
-    row->assign(schema.size(), Value::null());
+    row->resize(schema.size());
+    for (Value& v : *row) v.type = Type::kNull;
     seen.assign(schema.size(), 0);
     for (auto field_result : obj) {
       if (field_result.error()) {

@@ -23,11 +23,12 @@ using sql::Value;
 namespace {
 
 constexpr uint64_t kReadBytes = 1 << 20;           // per partition per batch
-constexpr int64_t kBatchRecordsMax = 262144;       // records applied under one lock hold
+constexpr int64_t kBatchRecordsMax = 16384;  // records applied under one lock hold (readers wait that long)
 constexpr auto kCommitIntervalLive = std::chrono::milliseconds(5);
-constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(1000);
+constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
+constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.message.bytes
 
 void put_u64(std::string* out, uint64_t v) {
   for (int k = 7; k >= 0; --k) out->push_back(char((v >> (8 * k)) & 0xff));
@@ -162,25 +163,37 @@ Row group_combined(const sql::SelectPlan& plan, const Group& g) {
   return combined;
 }
 
-void recompute_group(const sql::SelectPlan& plan, Group& g) {
+bool group_output(const sql::SelectPlan& plan, const Group& g, Row* out) {
+  if (!g.stale) {
+    if (!g.visible) return false;
+    *out = g.out;
+    return true;
+  }
   Row combined = group_combined(plan, g);
-  bool exists = g.rows > 0 || plan.group_exprs.empty();
-  g.visible = exists;
-  if (exists && plan.having) {
+  bool visible = g.rows > 0 || plan.group_exprs.empty();
+  if (visible && plan.having) {
     try {
-      g.visible = sql::eval_predicate(*plan.having, combined);
+      visible = sql::eval_predicate(*plan.having, combined);
     } catch (const sql::SqlException&) {
-      g.visible = false;
+      visible = false;
     }
   }
-  g.out.clear();
+  if (!visible) return false;
+  out->clear();
   for (const auto& o : plan.outputs) {
     try {
-      g.out.push_back(sql::eval(*o, combined));
+      out->push_back(sql::eval(*o, combined));
     } catch (const sql::SqlException&) {
-      g.out.push_back(Value::null());
+      out->push_back(Value::null());
     }
   }
+  return true;
+}
+
+void recompute_group(const sql::SelectPlan& plan, Group& g) {
+  g.stale = true;
+  g.visible = group_output(plan, g, &g.out);
+  g.stale = false;
 }
 
 void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int weight) {
@@ -306,16 +319,30 @@ Status View::open() {
       uint64_t base = 0, count = 0;
       get_u64(outbox, &pos, &base);
       get_u64(outbox, &pos, &count);
-      int64_t hw = part->high_watermark();
-      if (hw == int64_t(base)) {
-        std::string batch = outbox.substr(pos);
-        auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
-        if (!r) return r.status().with_context("re-appending view changelog");
-        log_info("view {}: re-appended {} changelog records after a crash", spec_.name, count);
-      } else if (hw < int64_t(base)) {
-        log_warn("view {}: changelog ends at {} but the checkpoint expects {}; changes in between are lost (rebuild downstream views)",
-                 spec_.name, hw, base);
-        changelog_end_ = hw;
+      int64_t batch_base = int64_t(base);
+      int64_t appended = 0;
+      while (pos + log::batch_layout::kHeaderSize <= outbox.size()) {
+        auto bytes = ByteSpan(reinterpret_cast<const uint8_t*>(outbox.data()) + pos, outbox.size() - pos);
+        log::BatchHeader h = log::decode_batch_header(bytes);
+        size_t total = h.total_size();
+        if (pos + total > outbox.size()) break;
+        int64_t hw = part->high_watermark();
+        if (hw == batch_base) {
+          std::string b = outbox.substr(pos, total);
+          auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(b.data()), b.size()));
+          if (!r) return r.status().with_context("re-appending view changelog");
+          appended += h.records_count;
+        } else if (hw < batch_base) {
+          log_warn("view {}: changelog ends at {} but the checkpoint expects {}; changes in between are lost "
+                   "(rebuild downstream views)",
+                   spec_.name, hw, batch_base);
+          break;
+        }
+        batch_base += h.records_count;
+        pos += total;
+      }
+      if (appended > 0) {
+        log_info("view {}: re-appended {} of {} changelog records after a crash", spec_.name, appended, count);
       }
     }
     if (part && part->high_watermark() > changelog_end_) changelog_end_ = part->high_watermark();
@@ -375,9 +402,7 @@ void View::record_error(ViewState& state, int32_t partition, int64_t offset, std
 bool View::visible_row(const ViewState& state, const std::string& key, Row* out) const {
   if (spec_.plan.aggregate) {
     auto it = state.groups.find(key);
-    if (it == state.groups.end() || !it->second.visible) return false;
-    *out = it->second.out;
-    return true;
+    return it != state.groups.end() && group_output(spec_.plan, it->second, out);
   }
   auto it = state.rows.find(key);
   if (it == state.rows.end()) return false;
@@ -388,9 +413,9 @@ bool View::visible_row(const ViewState& state, const std::string& key, Row* out)
 void View::apply_delta(ViewState& state, bool track, const std::string& identity, const Row& row, int weight,
                        bool count_errors, int32_t partition, int64_t offset) {
   const auto& plan = spec_.plan;
-  thread_local std::string key;
-  thread_local Row key_values;
-  thread_local Row args;
+  std::string& key = key_buf_;
+  Row& key_values = key_values_;
+  Row& args = args_;
   try {
     if (plan.filter && !sql::eval_predicate(*plan.filter, row)) return;
     if (plan.aggregate) {
@@ -427,11 +452,22 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
       state.order.insert(std::string_view(it->first));
     }
     Group& g = it->second;
-    if (track && !dirty_.count(key)) dirty_.emplace(key, g.visible ? std::optional<Row>(g.out) : std::nullopt);
+    if (track && !g.dirty) {
+      g.dirty = true;
+      if (!dirty_.count(key)) {
+        Row before;
+        if (group_output(plan, g, &before)) {
+          dirty_.emplace(key, std::move(before));
+        } else {
+          dirty_.emplace(key, std::nullopt);
+        }
+      }
+    }
     apply_to_group(plan, g, args, weight);
+    g.stale = true;
     if (!g.touched) {
       g.touched = true;
-      touched_.push_back(key);
+      touched_.push_back(&*it);
     }
     return;
   }
@@ -450,17 +486,14 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
 }
 
 void View::finish_batch(ViewState& state) {
-  for (const std::string& key : touched_) {
-    auto it = state.groups.find(key);
-    if (it == state.groups.end()) continue;
-    Group& g = it->second;
+  for (auto* entry : touched_) {
+    Group& g = entry->second;
     g.touched = false;
     if (g.rows <= 0 && !spec_.plan.group_exprs.empty()) {
-      state.order.erase(std::string_view(it->first));
-      state.groups.erase(it);
-      continue;
+      std::string key = entry->first;
+      state.order.erase(std::string_view(entry->first));
+      state.groups.erase(key);
     }
-    recompute(g);
   }
   touched_.clear();
 }
@@ -468,8 +501,8 @@ void View::finish_batch(ViewState& state) {
 void View::apply_record(ViewState& state, bool track, int32_t partition, int64_t offset,
                         std::optional<std::string_view> key, std::optional<std::string_view> value, size_t capacity) {
   ++state.events;
-  thread_local Row row;
-  thread_local std::string reason;
+  Row& row = row_;
+  std::string& reason = reason_;
   const SourceSpec& src = spec_.source;
   switch (src.kind) {
     case SourceKind::kAppend: {
@@ -481,7 +514,9 @@ void View::apply_record(ViewState& state, bool track, int32_t partition, int64_t
         record_error(state, partition, offset, reason);
         return;
       }
-      apply_delta(state, track, identity_of(partition, offset), row, +1, true, partition, offset);
+      // Only views that keep rows need the row's identity (its position).
+      if (!spec_.plan.aggregate) identity_buf_ = identity_of(partition, offset);
+      apply_delta(state, track, identity_buf_, row, +1, true, partition, offset);
       return;
     }
     case SourceKind::kUpsert: {
@@ -597,14 +632,68 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
   return applied;
 }
 
+std::string View::key_to_json(const std::string& key) const {
+  JsonWriter k;
+  if (spec_.plan.aggregate) {
+    k.begin_array();
+    auto it = state_.groups.find(key);
+    Row values;
+    if (it != state_.groups.end()) {
+      values = it->second.key;
+    } else if (auto decoded = sql::decode_row(key)) {
+      values = *decoded;
+    }
+    for (const Value& v : values) sql::write_json(k, v);
+    k.end_array();
+    return k.str();
+  }
+  switch (spec_.source.kind) {
+    case SourceKind::kChangelog: return key;  // the parent's key, already a JSON array
+    case SourceKind::kUpsert: {
+      k.begin_array();
+      auto typed = sql::coerce(Value::text(key), spec_.source.schema[size_t(spec_.source.key_column)].type);
+      sql::write_json(k, typed ? *typed : Value::text(key));
+      k.end_array();
+      return k.str();
+    }
+    case SourceKind::kAppend: {
+      int32_t partition = 0;
+      long long offset = 0;
+      std::sscanf(key.c_str(), "%d-%lld", &partition, &offset);
+      k.begin_array();
+      k.value(int64_t(partition));
+      k.value(int64_t(offset));
+      k.end_array();
+      return k.str();
+    }
+  }
+  return "[]";
+}
+
 Status View::commit() {
   rocksdb::WriteBatch wb;
   bool aggregate = spec_.plan.aggregate;
+  // Changelog records, in batches that stay under the topic's message size.
+  std::vector<std::string> batches;
   std::unique_ptr<log::BatchBuilder> changes;
-  if (!spec_.changelog_topic.empty()) changes = std::make_unique<log::BatchBuilder>(now_ms());
   int64_t ts = now_ms();
+  int64_t count = 0;
+  std::string offsets_json;
+  if (!spec_.changelog_topic.empty()) {
+    JsonWriter o;
+    o.begin_object();
+    for (size_t p = 0; p < state_.next_offset.size(); ++p) {
+      o.key(std::to_string(p));
+      o.value(state_.next_offset[p]);
+    }
+    o.end_object();
+    offsets_json = o.str();
+  }
   Row after_row;
   for (auto& [key, before] : dirty_) {
+    if (aggregate) {
+      if (auto g = state_.groups.find(key); g != state_.groups.end()) recompute(g->second);
+    }
     std::optional<Row> after;
     if (visible_row(state_, key, &after_row)) after = after_row;
     if (aggregate) {
@@ -624,44 +713,36 @@ Status View::commit() {
         wb.Delete(prefix('r') + key);
       }
     }
-    if (changes && !rows_equal(before, after, false)) {
-      JsonWriter k;
-      if (aggregate) {
-        k.begin_array();
-        auto it = state_.groups.find(key);
-        Row key_values;
-        if (it != state_.groups.end()) {
-          key_values = it->second.key;
-        } else {
-          auto decoded = sql::decode_row(key);
-          if (decoded) key_values = *decoded;
-        }
-        for (const Value& v : key_values) sql::write_json(k, v);
-        k.end_array();
-      } else {
-        k.value(key);
-      }
-      JsonWriter v;
-      v.begin_object();
-      v.key("key");
-      std::string key_json = k.str();
-      v.raw(key_json);
-      v.key("before");
-      if (before) {
-        write_row_json(v, spec_.plan.output, *before);
-      } else {
-        v.null();
-      }
-      v.key("after");
-      if (after) {
-        write_row_json(v, spec_.plan.output, *after);
-      } else {
-        v.null();
-      }
-      v.end_object();
-      changes->add(key_json, v.str(), ts);
+    if (spec_.changelog_topic.empty() || rows_equal(before, after, false)) continue;
+    std::string key_json = key_to_json(key);
+    JsonWriter v;
+    v.begin_object();
+    v.key("key");
+    v.raw(key_json);
+    v.key("before");
+    if (before) {
+      write_row_json(v, spec_.plan.output, *before);
+    } else {
+      v.null();
+    }
+    v.key("after");
+    if (after) {
+      write_row_json(v, spec_.plan.output, *after);
+    } else {
+      v.null();
+    }
+    v.key("source_offsets");
+    v.raw(offsets_json);
+    v.end_object();
+    if (!changes) changes = std::make_unique<log::BatchBuilder>(ts);
+    changes->add(key_json, v.str(), ts);
+    ++count;
+    if (changes->size_bytes() >= kChangelogBatchBytes) {
+      batches.push_back(changes->finish());
+      changes.reset();
     }
   }
+  if (changes && changes->record_count() > 0) batches.push_back(changes->finish());
   for (const std::string& key : upsert_dirty_) {
     auto it = state_.upsert.find(key);
     if (it != state_.upsert.end()) {
@@ -672,16 +753,12 @@ Status View::commit() {
       wb.Delete(prefix('u') + key);
     }
   }
-  std::string batch;
-  int64_t count = 0;
   int64_t base = changelog_end_;
-  if (changes && changes->record_count() > 0) {
-    count = int64_t(changes->record_count());
-    batch = changes->finish();
+  if (count > 0) {
     std::string outbox;
     put_u64(&outbox, uint64_t(base));
     put_u64(&outbox, uint64_t(count));
-    outbox += batch;
+    for (const auto& b : batches) outbox += b;
     wb.Put(prefix('o'), outbox);
   }
   std::string meta;
@@ -697,9 +774,17 @@ Status View::commit() {
   if (count > 0) {
     auto part = deps_.log->partition(spec_.changelog_topic, 0);
     if (!part) return error(ErrorCode::kNotFound, "changelog topic " + spec_.changelog_topic + " is gone");
-    auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(batch.data()), batch.size()));
-    if (!r) return r.status().with_context("appending to " + spec_.changelog_topic);
-    changelog_end_ = r->last_offset + 1;
+    for (auto& b : batches) {
+      auto r = part->append(MutableByteSpan(reinterpret_cast<uint8_t*>(b.data()), b.size()));
+      if (!r) return r.status().with_context("appending to " + spec_.changelog_topic);
+      changelog_end_ = r->last_offset + 1;
+    }
+  }
+  if (aggregate) {
+    for (auto& [key, before] : dirty_) {
+      auto it = state_.groups.find(key);
+      if (it != state_.groups.end()) it->second.dirty = false;
+    }
   }
   dirty_.clear();
   upsert_dirty_.clear();
@@ -812,12 +897,13 @@ void View::read(const std::function<void(const ViewState&)>& fn) const {
   fn(state_);
 }
 
-void View::for_each_row(const ViewState& state, bool aggregate,
+void View::for_each_row(const ViewState& state, const sql::SelectPlan& plan,
                         const std::function<void(const std::string& key, const Row& row)>& fn) {
-  if (aggregate) {
+  if (plan.aggregate) {
+    Row row;
     for (std::string_view k : state.order) {
       auto it = state.groups.find(std::string(k));
-      if (it != state.groups.end() && it->second.visible) fn(it->first, it->second.out);
+      if (it != state.groups.end() && group_output(plan, it->second, &row)) fn(it->first, row);
     }
     return;
   }
@@ -928,8 +1014,8 @@ Result<RebuildReport> View::rebuild() {
   // Compare every key of either state.
   std::map<std::string, std::pair<std::optional<Row>, std::optional<Row>>> keys;
   bool aggregate = spec_.plan.aggregate;
-  for_each_row(state_, aggregate, [&](const std::string& k, const Row& r) { keys[k].first = r; });
-  for_each_row(fresh, aggregate, [&](const std::string& k, const Row& r) { keys[k].second = r; });
+  for_each_row(state_, spec_.plan, [&](const std::string& k, const Row& r) { keys[k].first = r; });
+  for_each_row(fresh, spec_.plan, [&](const std::string& k, const Row& r) { keys[k].second = r; });
   for (auto& [k, pair] : keys) {
     if (!rows_equal(pair.first, pair.second, true)) {
       ++report.differences;

@@ -102,12 +102,18 @@ struct Group {
   sql::Row out;
   bool visible = false;
   bool touched = false;
+  bool dirty = false;  // has an entry in View::dirty_ since the last commit
+  bool stale = true;   // `out` and `visible` predate the latest change (see group_output)
 };
 
 // Folds one input row (its aggregate arguments, already evaluated) into a
 // group with weight +1 or -1; recompute_group() derives the output row.
 void apply_to_group(const sql::SelectPlan& plan, Group& g, const sql::Row& args, int weight);
 void recompute_group(const sql::SelectPlan& plan, Group& g);
+// The group's output row, from the cache or computed when it is stale
+// (the runner refreshes caches at commit, not per event); false when the
+// group shows no row (empty, or HAVING rejects it).
+bool group_output(const sql::SelectPlan& plan, const Group& g, sql::Row* out);
 // [group key values..., aggregate results...]
 sql::Row group_combined(const sql::SelectPlan& plan, const Group& g);
 
@@ -161,7 +167,7 @@ class View {
   ViewState scan(const std::vector<int64_t>& stop_at);
 
   // Rows of the view in key order (a snapshot), for SELECT.
-  static void for_each_row(const ViewState& state, bool aggregate,
+  static void for_each_row(const ViewState& state, const sql::SelectPlan& plan,
                            const std::function<void(const std::string& key, const sql::Row& row)>& fn);
 
  private:
@@ -178,6 +184,8 @@ class View {
   Status commit();
   Status write_full_state(ViewState& state);
   std::string prefix(char kind) const;
+  // The changelog's JSON key of a state key: always a JSON array.
+  std::string key_to_json(const std::string& key) const;
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
 
@@ -188,7 +196,12 @@ class View {
 
   mutable std::shared_mutex state_mu_;
   ViewState state_;
-  std::vector<std::string> touched_;  // groups changed in the current batch
+  std::vector<std::pair<const std::string, Group>*> touched_;  // groups changed in the current batch
+  // Reused per event (the runner thread owns them; a rebuild pauses it).
+  std::string key_buf_;
+  sql::Row key_values_, args_, row_;
+  std::string reason_;
+  std::string identity_buf_;
   // Since the last commit: key -> visible row before the first change.
   std::unordered_map<std::string, std::optional<sql::Row>> dirty_;
   std::set<std::string> upsert_dirty_;
