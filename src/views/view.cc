@@ -229,6 +229,57 @@ void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int 
   }
 }
 
+GroupEntry* GroupIndex::find(std::string_view key, uint64_t h) const {
+  if (slots_.empty()) return nullptr;
+  size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0) return nullptr;
+    if (s.hash == h && s.entry->first == key) return s.entry;
+  }
+}
+
+void GroupIndex::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  size_ = 0;
+  for (const Slot& s : old) {
+    if (s.hash != 0) insert(s.entry, s.hash);
+  }
+}
+
+void GroupIndex::insert(GroupEntry* entry, uint64_t h) {
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  while (slots_[i].hash != 0) i = (i + 1) & mask;
+  slots_[i] = Slot{h, entry};
+  ++size_;
+}
+
+void GroupIndex::erase(std::string_view key, uint64_t h) {
+  if (slots_.empty()) return;
+  size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  while (true) {
+    if (slots_[i].hash == 0) return;
+    if (slots_[i].hash == h && slots_[i].entry->first == key) break;
+    i = (i + 1) & mask;
+  }
+  // Backward-shift deletion keeps every probe chain unbroken.
+  size_t hole = i;
+  for (size_t j = (hole + 1) & mask; slots_[j].hash != 0; j = (j + 1) & mask) {
+    size_t home = slots_[j].hash & mask;
+    bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+    if (movable) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = Slot{};
+  --size_;
+}
+
 View::View(ViewSpec spec, Deps deps)
     : spec_(std::move(spec)),
       deps_(deps),
@@ -284,6 +335,7 @@ Status View::open() {
     if (!ViewCodec::decode_group(v, &g)) return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
     auto [it, inserted] = state_.groups.emplace(std::string(k), std::move(g));
     recompute(it->second);
+    state_.index.insert(&*it, GroupIndex::hash(it->first));
     state_.order.insert(std::string_view(it->first));
     return Status::ok();
   }));
@@ -304,6 +356,7 @@ Status View::open() {
     g.aggs.resize(spec_.plan.aggs.size());
     auto [it, inserted] = state_.groups.emplace(std::string(), std::move(g));
     recompute(it->second);
+    state_.index.insert(&*it, GroupIndex::hash(it->first));
     state_.order.insert(std::string_view(it->first));
   }
   // Finish the changelog append of the last commit if the crash came first.
@@ -442,16 +495,18 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
     return;
   }
   if (plan.aggregate) {
-    auto it = state.groups.find(key);
-    if (it == state.groups.end()) {
+    uint64_t h = GroupIndex::hash(key);
+    GroupEntry* entry = state.index.find(key, h);
+    if (!entry) {
       if (weight < 0) return;  // retracting a row that never counted
       Group g;
       g.key = key_values;
       g.aggs.resize(plan.aggs.size());
-      it = state.groups.emplace(key, std::move(g)).first;
-      state.order.insert(std::string_view(it->first));
+      entry = &*state.groups.emplace(key, std::move(g)).first;
+      state.index.insert(entry, h);
+      state.order.insert(std::string_view(entry->first));
     }
-    Group& g = it->second;
+    Group& g = entry->second;
     if (track && !g.dirty) {
       g.dirty = true;
       if (!dirty_.count(key)) {
@@ -467,7 +522,7 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
     g.stale = true;
     if (!g.touched) {
       g.touched = true;
-      touched_.push_back(&*it);
+      touched_.push_back(entry);
     }
     return;
   }
@@ -492,6 +547,7 @@ void View::finish_batch(ViewState& state) {
     if (g.rows <= 0 && !spec_.plan.group_exprs.empty()) {
       std::string key = entry->first;
       state.order.erase(std::string_view(entry->first));
+      state.index.erase(key, GroupIndex::hash(key));
       state.groups.erase(key);
     }
   }
@@ -1000,6 +1056,7 @@ Result<RebuildReport> View::rebuild() {
     g.aggs.resize(spec_.plan.aggs.size());
     auto [it, inserted] = fresh.groups.emplace(std::string(), std::move(g));
     recompute(it->second);
+    fresh.index.insert(&*it, GroupIndex::hash(it->first));
     fresh.order.insert(std::string_view(it->first));
   }
   // The runner is paused, so the reading buffers and touched_ are ours.

@@ -117,9 +117,37 @@ bool group_output(const sql::SelectPlan& plan, const Group& g, sql::Row* out);
 // [group key values..., aggregate results...]
 sql::Row group_combined(const sql::SelectPlan& plan, const Group& g);
 
+using GroupEntry = std::pair<const std::string, Group>;
+
+// An open-addressing index over the nodes of ViewState::groups for the
+// per-event lookup: one probe into a flat array instead of
+// std::unordered_map's bucket -> previous node -> node chain, which costs a
+// cache miss per step once there are many groups.
+class GroupIndex {
+ public:
+  static uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key) | 1; }
+  GroupEntry* find(std::string_view key, uint64_t h) const;
+  void insert(GroupEntry* entry, uint64_t h);
+  void erase(std::string_view key, uint64_t h);
+  void clear() {
+    slots_.clear();
+    size_ = 0;
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;  // 0: empty
+    GroupEntry* entry = nullptr;
+  };
+  void grow();
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 // The state of one view at some source offsets; a rebuild builds a second one.
 struct ViewState {
   std::unordered_map<std::string, Group> groups;  // aggregate views
+  GroupIndex index;                               // over `groups`
   std::set<std::string_view> order;               // keys of `groups`, sorted
   std::map<std::string, sql::Row> rows;           // non-aggregate views and indexes
   std::unordered_map<std::string, sql::Row> upsert;  // upsert source: key -> current row
