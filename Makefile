@@ -70,6 +70,10 @@ bench-deps:
 
 bench: build bench-deps
 	./$(BUILD_DIR)/bench/log_bench --benchmark_counters_tabular=true
+	@mkdir -p bench/results
+	./$(BUILD_DIR)/bench/view_bench --json bench/results/view_bench.json
+	/usr/bin/python3 bench/views/pg_baseline.py --json bench/results/pg_baseline.json
+	/usr/bin/python3 bench/views/compare.py bench/results/view_bench.json bench/results/pg_baseline.json
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

@@ -32,6 +32,8 @@ int run_serve(ServeOptions& opts) {
   }
   log_info("evert ready: Kafka clients connect with bootstrap.servers={}:{} (e.g. kcat -b {}:{} -L)",
            opts.config.host, server.value()->kafka_port(), opts.config.host, server.value()->kafka_port());
+  log_info("evert ready: SQL over HTTP at http://{}:{}/v1/sql (e.g. evert sql --server {}:{} -c 'SHOW TABLES')",
+           opts.config.host, server.value()->http_port(), opts.config.host, server.value()->http_port());
   int sig = server::Server::wait_for_shutdown_signal();
   log_info("signal {} received, shutting down", sig);
   Status s = server.value()->stop();
