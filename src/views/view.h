@@ -244,7 +244,7 @@ class View {
   std::string phase_ = "backfilling";
   int64_t events_since_start_ = 0;
   double rate_ = 0;
-  int64_t last_record_ts_ = 0;
+  std::atomic<int64_t> last_record_ts_{0};  // written by the runner, read by status()
 
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
