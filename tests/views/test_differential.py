@@ -17,8 +17,12 @@ Phases: (1) batches on a fresh server, half the views created after the
 first batches so they backfill; (2) one more batch, SIGKILL at once (the
 views are still applying it), restart on the same data directory, compare as
 soon as the views catch up, check no view re-read its source from the start,
-more batches; (3) rebuild every view (POST /v1/views/<name>/rebuild; each
-must report no differences from its maintained state) and compare again.
+more batches, then fold every view's changelog (`_evert.view.<name>`): each
+`before` must be the last `after` of its key and the fold must be the view's
+rows; (3) rebuild every view (POST /v1/views/<name>/rebuild; each must report
+no differences from its maintained state), compare again, one more batch,
+compare and fold the changelogs again (a rebuild must not change a row
+without publishing the change, or the views over it retract the wrong row).
 
 EVERT_SEED=<n> replays a run (the seed is printed at the start and in every
 failure); EVERT_DIFF_LONG=1 runs a longer soak. EVERT_BIN is the server.
@@ -38,6 +42,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from view_changelog import ChangelogFold  # noqa: E402
 from views_harness import SqlError, ViewsTestCase, wait_until  # noqa: E402
 
 LONG = os.environ.get("EVERT_DIFF_LONG") == "1"
@@ -46,6 +51,7 @@ PHASE2_BATCHES = 30 if LONG else 6
 OPS_PER_BATCH = 80 if LONG else 50
 LATE_VIEWS_AFTER_BATCH = 2  # the late views are created after this many batches
 REBUILD_TIMEOUT_S = 60.0
+CHANGELOG_TIMEOUT_S = 15.0  # a changelog is written at a view's commit, a little after its rows are readable
 FLOAT_REL_TOL = 1e-9
 FLOAT_ABS_TOL = 1e-9  # sums that cancel to zero may leave a few ulps of 0.1 behind
 PARTITIONS = 3
@@ -244,6 +250,7 @@ class DifferentialTest(ViewsTestCase):
         self.lookups = 0  # point lookups checked
         self.resumed = {}  # view -> (events since the restart, events its source holds)
         self.batch_ops = []  # descriptions of the current batch's operations
+        self.deferred = []  # changelog problems: reported at the end (or with an earlier failure)
         self.label = "setup"
         self._producer = None
         self._pending = 0
@@ -254,6 +261,8 @@ class DifferentialTest(ViewsTestCase):
 
     def fail_with_context(self, what):
         ops = "\n".join(f"    {op}" for op in self.batch_ops[-60:])
+        if self.deferred:
+            what += "\n  and earlier:\n    " + "\n    ".join(self.deferred)
         self.fail(f"{what}\n  at: {self.label}; replay with EVERT_SEED={self.seed}"
                   f"{' EVERT_DIFF_LONG=1' if LONG else ''}\n  last operations of the batch:\n{ops}")
 
@@ -576,6 +585,59 @@ class DifferentialTest(ViewsTestCase):
         if problems:
             self.fail_with_context("point lookups:\n    " + "\n    ".join(problems[:20]))
 
+    def read_changelog(self, name):
+        """The fold of `_evert.view.<name>` (one partition) up to its end."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        topic = f"_evert.view.{name}"
+        consumer = Consumer({"bootstrap.servers": self.server.bootstrap, "group.id": f"diff-{name}",
+                             "enable.auto.commit": False})
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            fold, next_offset = ChangelogFold(), 0
+            deadline = time.monotonic() + 30
+            while next_offset < high:
+                if time.monotonic() > deadline:
+                    self.fail_with_context(f"reading {topic}: at offset {next_offset} of {high} after 30 s")
+                for m in consumer.consume(num_messages=10000, timeout=0.5):
+                    if m.error():
+                        self.fail_with_context(f"reading {topic}: {m.error()}")
+                    fold.add(m.key(), m.value(), f"{topic}@{m.offset()}")
+                    next_offset = m.offset() + 1
+            return fold
+        finally:
+            consumer.close()
+
+    def check_changelogs(self, label):
+        """Each view's changelog, folded, is the view: every `before` is the
+        last `after` of its key (a view over it retracts exactly that row),
+        and the folded rows are the rows SELECT gives."""
+        self.label = label
+        names = [v.name for v in self.created]
+        results = self.client.sql("; ".join(f"SELECT * FROM {n}" for n in names), wait_for=self.wait_for())
+        problems = []
+        for name, result in zip(names, results):
+            columns = result["columns"]
+            deadline = time.monotonic() + CHANGELOG_TIMEOUT_S
+            while True:
+                fold = self.read_changelog(name)
+                folded = [[row.get(c) for c in columns] for row in fold.rows.values()]
+                missing, extra = multiset_diff(folded, result["rows"])
+                if (not missing and not extra) or fold.problems or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            if fold.problems:
+                problems.append(f"{name}: {len(fold.problems)} changes contradict the fold: {fold.problems[:3]}")
+            if missing or extra:
+                problems.append(f"{name}: the changelog folds to {len(folded)} rows, SELECT gives "
+                                f"{len(result['rows'])}; missing from the fold {missing[:5]}, "
+                                f"only in the fold {extra[:5]}")
+            if fold.format_problems:
+                problems.append(f"{name}: {len(fold.format_problems)} records shaped otherwise than "
+                                f"docs/FORMATS.md says: {fold.format_problems[:3]}")
+        # Kept for the end, so that the checks after this one still run.
+        self.deferred += [f"{label}: {p}" for p in problems]
+
     def kill_and_restart(self):
         self.flush_kafka()
         self._drop_producer()
@@ -588,12 +650,12 @@ class DifferentialTest(ViewsTestCase):
         """After a restart each view resumes from its checkpoint: it has
         processed fewer events than its source holds."""
         counts = self.client.topic_record_counts()
-        problems, unsupported = [], []
+        problems = []
         for view in self.created:
             status = self.view_status(view.name)
             processed = events_since_start(status)
             if processed is None:
-                unsupported.append(view.name)
+                problems.append(f"{view.name}: no events_since_start in its status {status}")
                 continue
             topic = view.source if view.source in self.bad_events else f"_evert.view.{view.source}"
             held = counts.get(topic)
@@ -601,9 +663,6 @@ class DifferentialTest(ViewsTestCase):
             if held and processed >= held:
                 problems.append(f"{view.name}: processed {processed} events since the restart; "
                                 f"its source topic {topic} holds {held}")
-        if unsupported:
-            sys.stderr.write(f"[views differential] no events-since-start field in view status; "
-                             f"re-read check skipped for {', '.join(unsupported)}\n")
         if problems:
             self.fail_with_context("views re-read their sources from the start after a restart:\n    "
                                    + "\n    ".join(problems))
@@ -619,7 +678,9 @@ class DifferentialTest(ViewsTestCase):
             self.note(f"POST /v1/views/{view.name}/rebuild -> {status} {doc}")
             if status not in (200, 202):
                 self.fail_with_context(f"POST /v1/views/{view.name}/rebuild answered {status}: {doc}")
-            if isinstance(doc, dict) and doc.get("differences"):
+            if not isinstance(doc, dict) or not isinstance(doc.get("differences"), int):
+                self.fail_with_context(f"POST /v1/views/{view.name}/rebuild: no count of differences in {doc}")
+            if doc["differences"]:
                 differing.append(f"{view.name}: {doc}")
         for view in self.created:
             wait_until(lambda: view_state(self.view_status(view.name)) == "live", REBUILD_TIMEOUT_S,
@@ -652,6 +713,7 @@ class DifferentialTest(ViewsTestCase):
         for i in range(PHASE2_BATCHES):
             self.run_batch(f"phase 2 batch {i + 1}/{PHASE2_BATCHES}")
             self.compare(f"phase 2 after batch {i + 1}")
+        self.check_changelogs("phase 2: changelogs after the restart")
         phase2_s = time.monotonic() - started - phase1_s
 
         differing = self.rebuild_all()
@@ -661,6 +723,10 @@ class DifferentialTest(ViewsTestCase):
                                    + "\n    ".join(differing))
         self.run_batch("phase 3 batch after the rebuilds")
         self.compare("phase 3 after a batch on the rebuilt views")
+        self.check_changelogs("phase 3: changelogs after the rebuilds and a batch")
+        if self.deferred:
+            problems, self.deferred = self.deferred, []
+            self.fail_with_context("view changelogs:\n    " + "\n    ".join(problems))
 
         sys.stderr.write(f"[views differential] seed {self.seed}: {sum(self.op_counts.values())} operations "
                          f"({dict(sorted(self.op_counts.items()))}), malformed {self.bad_events}, "

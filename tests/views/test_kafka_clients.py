@@ -241,7 +241,8 @@ class KafkaClientViewsTest(ViewsTestCase):
         self.assertEqual(res[1]["rows_affected"], 1)
         del state[some]
         self.assertEqual(res[2]["rows"], solvent(state))
-        cols, got = self.select("SELECT * FROM accounts_by_region")
+        # That SELECT waited for solvent only; accounts_by_region is waited for here.
+        cols, got = self.select("SELECT * FROM accounts_by_region", wait_for=res[0]["offsets"] + res[1]["offsets"])
         self.assertEqual(sorted(got, key=none_last), sorted(by_region(state), key=none_last))
 
         # Each changelog, folded, is its view.

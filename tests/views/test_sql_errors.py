@@ -49,7 +49,11 @@ class SqlErrorTestCase(ViewsTestCase):
         result = self.client.sql_one("INSERT INTO ev (id, v) VALUES (1, 2)")
         self.assertEqual(result.get("rows_affected"), 1, result)
         self.rows_written += 1
-        result = self.client.sql("INSERT INTO ev (id) VALUES (3); SELECT n FROM ev_n")[1]
+        # The SELECT waits for the INSERT of its own request by itself; the
+        # one of the request before (maybe in the other partition) it must be
+        # told about.
+        result = self.client.sql("INSERT INTO ev (id) VALUES (3); SELECT n FROM ev_n",
+                                 wait_for=result["offsets"])[1]
         self.rows_written += 1
         self.assertEqual(result.get("rows"), [[self.rows_written]], result)
         status, _ = http_request("GET", self.client.base_url + "/v1/status")
@@ -81,6 +85,10 @@ class SyntaxErrorTest(SqlErrorTestCase):
                          f"position {e.position}: expected the character position "
                          f"{statement.index('AND AND') + 5} (the byte position would be "
                          f"{len(statement[:statement.index('AND AND') + 4].encode()) + 1})")
+        # Four-byte UTF-8 (two UTF-16 units): still one character each.
+        statement = "SELECT * FROM ev WHERE g = '\U0001F600\u00e9\U0001F680' OR OR v > 0"
+        e = self.refused(statement, "42601")
+        self.assertEqual(e.position, statement.index("OR OR") + 4, e)
 
     def test_syntax_error_in_a_later_statement(self):
         # The parser reads the whole request first, so nothing runs.
@@ -169,7 +177,8 @@ class SemanticErrorTest(SqlErrorTestCase):
         self.assertEqual(e.results[0].get("command"), "INSERT", e.results)
         self.assertEqual(e.results[0].get("rows_affected"), 2, e.results)
         # The first statement's rows were written; the third never ran.
-        self.assertEqual(self.client.sql_one("SELECT n FROM ev_n").get("rows"), [[2]])
+        self.assertEqual(self.client.sql_one("SELECT n FROM ev_n", wait_for=e.results[0]["offsets"]).get("rows"),
+                         [[2]])
         self.rows_written = 2
         self.assert_serving()
 

@@ -14,12 +14,15 @@ class ChangelogFold:
     """The rows a changelog describes, {key tuple: row dict}, built one record
     at a time. `problems` collects records that contradict the fold (a
     `before` that is not the row last given for the key); `format_problems`
-    collects records shaped otherwise than docs/SQL.md says (a key that is not
-    a JSON array, no `source_offsets`, a record key that is not the change's
-    key). They are kept apart so that a test can check the rows first."""
+    collects records shaped otherwise than docs/SQL.md and docs/FORMATS.md say
+    (a key that is not a JSON array, `source_offsets` missing, not
+    {"<partition>": next offset} or going back, a record key that is not the
+    change's key). The fold assumes the records of one changelog partition in
+    order (the changelog has one). They are kept apart so that a test can check the rows first."""
 
     def __init__(self):
         self.rows = {}
+        self.source_offsets = {}  # source partition -> the last next-offset seen
         self.records = 0
         self.problems = []
         self.format_problems = []
@@ -37,8 +40,7 @@ class ChangelogFold:
         if missing:
             self.problems.append(f"{where}: not a change record (missing {missing}): {change}")
             return
-        if "source_offsets" not in change:
-            self.format_problems.append(f"{where}: no source_offsets: {change}")
+        self._check_source_offsets(change, where)
         key = change["key"]
         if not isinstance(key, list):
             self.format_problems.append(f"{where}: key {key!r} is not a JSON array")
@@ -62,6 +64,25 @@ class ChangelogFold:
             self.rows.pop(key, None)
         else:
             self.rows[key] = after
+
+    def _check_source_offsets(self, change, where):
+        """`source_offsets` is {"<partition>": next offset}; a changelog is
+        written in the order its source was read, so (folded in order, one
+        partition) no source partition's offset goes back."""
+        offsets = change.get("source_offsets")
+        if not isinstance(offsets, dict):
+            self.format_problems.append(f"{where}: source_offsets {offsets!r} is not an object: {change}")
+            return
+        for partition, offset in offsets.items():
+            if not partition.isdigit() or not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                self.format_problems.append(f"{where}: source_offsets entry {partition!r}: {offset!r} is not "
+                                            f"partition: next offset")
+                continue
+            last = self.source_offsets.get(partition, 0)
+            if offset < last:
+                self.format_problems.append(f"{where}: source partition {partition} went back from offset {last} "
+                                            f"to {offset}")
+            self.source_offsets[partition] = max(last, offset)
 
 
 def _scalar(text):
