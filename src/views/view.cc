@@ -85,6 +85,8 @@ struct ViewCodec {
       uint64_t bits;
       std::memcpy(&bits, &a.dsum, 8);
       put_u64(&out, bits);
+      std::memcpy(&bits, &a.dcomp, 8);
+      put_u64(&out, bits);
       put_u64(&out, a.values.size());
       for (const auto& [v, n] : a.values) {
         sql::encode_key(v, &out);
@@ -102,13 +104,14 @@ struct ViewCodec {
     g->rows = int64_t(rows);
     g->aggs.assign(naggs, AggState{});
     for (AggState& a : g->aggs) {
-      uint64_t count, hi, lo, bits, nvalues;
+      uint64_t count, hi, lo, bits, comp, nvalues;
       if (!get_u64(in, &pos, &count) || !get_u64(in, &pos, &hi) || !get_u64(in, &pos, &lo) ||
-          !get_u64(in, &pos, &bits) || !get_u64(in, &pos, &nvalues))
+          !get_u64(in, &pos, &bits) || !get_u64(in, &pos, &comp) || !get_u64(in, &pos, &nvalues))
         return false;
       a.count = int64_t(count);
       a.isum = (__int128(int64_t(hi)) << 64) | __int128(lo);
       std::memcpy(&a.dsum, &bits, 8);
+      std::memcpy(&a.dcomp, &comp, 8);
       for (uint64_t k = 0; k < nvalues; ++k) {
         auto v = sql::decode_key(in, &pos);
         uint64_t n;
@@ -136,7 +139,7 @@ Row group_combined(const sql::SelectPlan& plan, const Group& g) {
       case sql::AggKind::kSum:
         if (a.count > 0) {
           if (spec.type == Type::kDouble) {
-            v = Value::real(a.dsum);
+            v = Value::real(a.dsum + a.dcomp);
           } else if (a.isum >= INT64_MIN && a.isum <= INT64_MAX) {
             v = Value::integer(int64_t(a.isum));
           } else {
@@ -146,7 +149,7 @@ Row group_combined(const sql::SelectPlan& plan, const Group& g) {
         break;
       case sql::AggKind::kAvg:
         if (a.count > 0) {
-          double sum = spec.arg && spec.arg->type == Type::kDouble ? a.dsum : double(a.isum);
+          double sum = spec.arg && spec.arg->type == Type::kDouble ? a.dsum + a.dcomp : double(a.isum);
           v = Value::real(sum / double(a.count));
         }
         break;
@@ -209,9 +212,19 @@ void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int 
       case sql::AggKind::kAvg:
         a.count += weight;
         if (v.type == Type::kDouble) {
-          a.dsum += weight * v.d;
+          // Compensated (Neumaier) summation, so that retracting values
+          // gives back the sum of the rest (3, not 2.9999999999999987).
+          double x = weight * v.d;
+          double t = a.dsum + x;
+          a.dcomp += std::fabs(a.dsum) >= std::fabs(x) ? (a.dsum - t) + x : (x - t) + a.dsum;
+          a.dsum = t;
         } else {
           a.isum += __int128(weight) * v.i;
+        }
+        if (a.count == 0) {  // nothing left: no rounding residue either
+          a.dsum = 0;
+          a.dcomp = 0;
+          a.isum = 0;
         }
         break;
       case sql::AggKind::kMin:

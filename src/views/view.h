@@ -92,6 +92,7 @@ struct AggState {
   int64_t count = 0;  // non-null inputs
   __int128 isum = 0;
   double dsum = 0;
+  double dcomp = 0;  // Neumaier compensation: the sum is dsum + dcomp
   std::map<sql::Value, int64_t, sql::ValueLess> values;  // MIN/MAX/COUNT DISTINCT
 };
 
