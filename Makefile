@@ -27,7 +27,7 @@ BENCH_PACKAGES := postgresql-15 python3-psycopg2
 # peers, their C clients (the load generators in bench/peers/ link them),
 # fio and iperf3 for the physical limits, strace for the fsync check,
 # matplotlib for the plots.
-PEERS_PACKAGES := redis-server libhiredis-dev nats-server libnats-dev fio iperf3 strace \
+PEERS_PACKAGES := redis-server libhiredis-dev nats-server libnats-dev libpq-dev fio iperf3 strace \
   python3-matplotlib
 PEERS_BUILD_DIR ?= build-peers
 PEERS_ARGS ?=
@@ -103,7 +103,7 @@ $(PEERS_BUILD_DIR)/build.ninja:
 
 bench-peers: bench-peers-deps $(PEERS_BUILD_DIR)/build.ninja
 	cmake $(PEERS_BUILD_DIR)  # picks up hiredis/libnats installed since the first configure
-	ninja -C $(PEERS_BUILD_DIR) -j $(JOBS) evert view_bench redis_bench nats_bench loopback_probe
+	ninja -C $(PEERS_BUILD_DIR) -j $(JOBS) evert view_bench redis_bench nats_bench agg_bench
 	/usr/bin/python3 bench/peers/run.py --build-dir $(PEERS_BUILD_DIR) $(PEERS_ARGS)
 
 clean:
