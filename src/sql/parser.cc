@@ -347,6 +347,8 @@ Select parse_select(element body) {
     if (kind != "RangeVar") unsupported(kind == "JoinExpr" ? "joins" : "this FROM item", location_of(rv));
     s.from = str_field(rv, "relname");
     s.from_location = location_of(rv);
+    std::string schema = str_field(rv, "schemaname");
+    if (!schema.empty() && schema != "public") unsupported("schemas", s.from_location);
     if (field(rv, "alias")) {
       // An alias is harmless for a single table; qualified column names are rejected elsewhere.
     }

@@ -253,10 +253,17 @@ Value eval(const Expr& e, const Row& row) {
       return saw_null ? Value::null() : Value::boolean(e.negated);
     }
     case ExprKind::kBetween: {
+      // (a >= lo AND a <= hi) in three-valued logic; NOT BETWEEN negates it.
       Value a = eval(*e.args[0], row), lo = eval(*e.args[1], row), hi = eval(*e.args[2], row);
-      if (a.is_null() || lo.is_null() || hi.is_null()) return Value::null();
-      bool in = compare(a, lo) >= 0 && compare(a, hi) <= 0;
-      return Value::boolean(in != e.negated);
+      auto cmp = [&](const Value& bound, bool lower) -> int {  // 1 true, 0 false, -1 unknown
+        if (a.is_null() || bound.is_null()) return -1;
+        int c = compare(a, bound);
+        return (lower ? c >= 0 : c <= 0) ? 1 : 0;
+      };
+      int l = cmp(lo, true), h = cmp(hi, false);
+      int in = (l == 0 || h == 0) ? 0 : (l == -1 || h == -1) ? -1 : 1;
+      if (in < 0) return Value::null();
+      return Value::boolean((in == 1) != e.negated);
     }
     case ExprKind::kAgg: throw_sql("XX000", "unplanned aggregate");
   }
@@ -506,9 +513,9 @@ SelectPlan plan_select(const Select& select, const Schema& input, bool for_view)
   };
 
   Schema combined;
+  std::vector<ExprPtr> agg_nodes;  // the bound aggregate calls, shared with ORDER BY
   if (has_agg) {
     AggRewriter rw{input, {}, &plan.aggs, nullptr};
-    std::vector<ExprPtr> agg_nodes;
     rw.agg_nodes = &agg_nodes;
     for (const auto& g : select.group_by) {
       ExprPtr item = resolve_group_item(g);
@@ -578,7 +585,6 @@ SelectPlan plan_select(const Select& select, const Schema& input, bool for_view)
       key.expr = ref(find_column(plan.output, x->name));
     } else if (has_agg) {
       AggRewriter rw{input, plan.group_exprs, &plan.aggs, nullptr};
-      std::vector<ExprPtr> agg_nodes;
       rw.agg_nodes = &agg_nodes;
       size_t before = plan.aggs.size();
       ExprPtr bound = rw.rewrite(x);

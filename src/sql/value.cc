@@ -68,7 +68,13 @@ int compare(const Value& a, const Value& b) {
     case Type::kInt:
     case Type::kDouble:
       if (a.type == Type::kInt && b.type == Type::kInt) return cmp3(a.i, b.i);
-      return cmp3(a.as_double(), b.as_double());
+      {
+        // NaN sorts above every number and equals itself, as in PostgreSQL.
+        double x = a.as_double(), y = b.as_double();
+        bool xn = std::isnan(x), yn = std::isnan(y);
+        if (xn || yn) return xn && yn ? 0 : (xn ? 1 : -1);
+        return cmp3(x, y);
+      }
     case Type::kText: {
       int c = a.s.compare(b.s);
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
@@ -197,6 +203,9 @@ Result<int64_t> parse_timestamp(std::string_view text) {
   };
   int year, mon, day, hh = 0, mm = 0, ss = 0;
   std::string buf(text);
+  for (size_t i = 0; i < buf.size(); ++i) {
+    if (buf[i] == '-' && i != 4 && i != 7) return bad();  // no signed fields
+  }
   int consumed = 0;
   if (std::sscanf(buf.c_str(), "%4d-%2d-%2d%n", &year, &mon, &day, &consumed) != 3 || consumed != 10) return bad();
   size_t pos = 10;
@@ -217,7 +226,8 @@ Result<int64_t> parse_timestamp(std::string_view text) {
       for (int k = digits; k < 6; ++k) micros_frac *= 10;
     }
   }
-  if (pos < buf.size() && (buf[pos] == 'Z' || buf.substr(pos) == "+00:00" || buf.substr(pos) == "+00")) {
+  if (pos < buf.size() && ((buf[pos] == 'Z' && pos + 1 == buf.size()) || buf.substr(pos) == "+00:00" ||
+                           buf.substr(pos) == "+00")) {
     pos = buf.size();
   }
   if (pos != buf.size()) return bad();
@@ -230,6 +240,9 @@ Result<int64_t> parse_timestamp(std::string_view text) {
   tm.tm_min = mm;
   tm.tm_sec = ss;
   time_t secs = timegm(&tm);
+  struct tm check {};
+  gmtime_r(&secs, &check);
+  if (check.tm_mday != day || check.tm_mon != mon - 1) return bad();  // 2024-02-30 does not exist
   return int64_t(secs) * 1000000 + micros_frac;
 }
 
@@ -272,7 +285,7 @@ Result<Value> coerce(const Value& v, Type type) {
     case Type::kInt:
       if (v.type == Type::kDouble) {
         if (!std::isfinite(v.d) || std::fabs(v.d) > 9.2e18) return error(ErrorCode::kOutOfRange, "bigint out of range");
-        return Value::integer(int64_t(std::llround(v.d)));
+        return Value::integer(int64_t(std::nearbyint(v.d)));  // half to even, as PostgreSQL
       }
       if (v.type == Type::kText) {
         std::string s(v.s);

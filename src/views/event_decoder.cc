@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <limits>
+
 #include <fmt/format.h>
 
 namespace evert::views {
@@ -49,6 +51,22 @@ struct EventDecoder::Impl {
       }
       case Type::kDouble: {
         double x;
+        if (jt == od::json_type::string) {  // how write_json() spells non-finite doubles
+          std::string_view s;
+          if (v.get_string().get(s)) return mistyped();
+          if (s == "NaN") {
+            x = std::numeric_limits<double>::quiet_NaN();
+          } else if (s == "Infinity") {
+            x = std::numeric_limits<double>::infinity();
+          } else if (s == "-Infinity") {
+            x = -std::numeric_limits<double>::infinity();
+          } else {
+            return mistyped();
+          }
+          out->type = Type::kDouble;
+          out->d = x;
+          return true;
+        }
         if (jt != od::json_type::number || v.get_double().get(x)) return mistyped();
         out->type = Type::kDouble;
         out->d = x;
@@ -70,7 +88,8 @@ struct EventDecoder::Impl {
       case Type::kTimestamp: {
         if (jt == od::json_type::number) {
           int64_t ms;
-          if (v.get_int64().get(ms)) return mistyped();
+          constexpr int64_t kMsMax = INT64_MAX / 1000;
+          if (v.get_int64().get(ms) || ms > kMsMax || ms < -kMsMax) return mistyped();
           *out = Value::timestamp(ms * 1000);
           return true;
         }

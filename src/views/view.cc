@@ -330,6 +330,10 @@ Status View::open() {
     state_.errors = int64_t(errors);
     state_.caught_up = caught != 0;
     changelog_end_ = int64_t(cl_end);
+    uint64_t failure_size = 0;
+    if (get_u64(meta, &pos, &failure_size) && pos + failure_size <= meta.size()) {
+      failure_ = meta.substr(pos, failure_size);
+    }
   } else if (!s.IsNotFound()) {
     return error(ErrorCode::kIoError, "reading view checkpoint: " + s.ToString());
   }
@@ -419,7 +423,7 @@ Status View::open() {
   }
   applied_ = state_.next_offset;
   committed_ = state_.next_offset;
-  phase_ = state_.caught_up ? "live" : "backfilling";
+  phase_ = !failure_.empty() ? "failed" : state_.caught_up ? "live" : "backfilling";
   last_commit_ = std::chrono::steady_clock::now();
   return Status::ok();
 }
@@ -466,6 +470,7 @@ void View::record_error(ViewState& state, int32_t partition, int64_t offset, std
     failure_ = fmt::format("malformed event at partition {} offset {}: {}", partition, offset,
                            recent_errors_.back().reason);
     phase_ = "failed";
+    progress_cv_.notify_all();
   }
 }
 
@@ -692,12 +697,18 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
             if (r.value && r.value->data() >= buffer_.data() && r.value->data() < buf_end)
               capacity = size_t(buf_end - r.value->data());
             apply_record(state, track, p, r.offset, r.key, r.value, capacity);
+            if (track && !failure_.empty()) {
+              // on_error = 'stop': the view stays at the bad event.
+              limit = next;
+              break;
+            }
             next = r.offset + 1;
             ++applied;
             if (track) last_record_ts_ = r.timestamp;
           }
         }
       }
+      if (track && !failure_.empty()) break;
       if (h.last_offset() + 1 > next && h.last_offset() + 1 <= limit) next = h.last_offset() + 1;
       pos += total;
     }
@@ -841,6 +852,11 @@ Status View::commit() {
   put_u64(&meta, uint64_t(state_.errors));
   put_u64(&meta, state_.caught_up ? 1 : 0);
   put_u64(&meta, uint64_t(base + count));
+  {
+    std::lock_guard lock(progress_mu_);
+    put_u64(&meta, failure_.size());
+    meta += failure_;
+  }
   wb.Put(prefix('m'), meta);
   auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return error(ErrorCode::kIoError, "committing view " + spec_.name + ": " + s.ToString());
@@ -991,7 +1007,8 @@ Status View::wait_applied(const std::map<int32_t, int64_t>& offsets, std::chrono
     }
     return true;
   };
-  if (!progress_cv_.wait_until(lock, deadline, reached)) {
+  // A failed view never advances: say so at once instead of at the deadline.
+  if (!progress_cv_.wait_until(lock, deadline, [&] { return reached() || !failure_.empty(); }) || !reached()) {
     if (!failure_.empty()) return error(ErrorCode::kClosed, "view " + spec_.name + " failed: " + failure_);
     return error(ErrorCode::kTimeout, "view " + spec_.name + " has not caught up");
   }
