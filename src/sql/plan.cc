@@ -565,6 +565,20 @@ SelectPlan plan_select(const Select& select, const Schema& input, bool for_view)
   // ORDER BY: ordinal, output name, or an expression over the input.
   Schema sort_schema = plan.output;
   for (const auto& c : combined) sort_schema.push_back(c);
+  // An expression over the input (or combined) row, re-pointed at that row's
+  // place after the outputs in the sort row.
+  std::function<void(Expr&)> shift = [&](Expr& e) {
+    if (e.kind == ExprKind::kColumn) e.column += int(plan.output.size());
+    for (auto& a : e.args) {
+      a = std::make_shared<Expr>(*a);
+      shift(*a);
+    }
+  };
+  auto after_outputs = [&](const ExprPtr& bound) {
+    auto copy = std::make_shared<Expr>(*bound);
+    shift(*copy);
+    return copy;
+  };
   for (const auto& o : select.order_by) {
     SortKey key;
     key.desc = o.desc;
@@ -591,28 +605,10 @@ SelectPlan plan_select(const Select& select, const Schema& input, bool for_view)
       if (plan.aggs.size() != before)
         throw_sql("0A000", "ORDER BY an aggregate that is not in the select list", x->location);
       // Shift combined-row columns past the outputs.
-      std::function<void(Expr&)> shift = [&](Expr& e) {
-        if (e.kind == ExprKind::kColumn) e.column += int(plan.output.size());
-        for (auto& a : e.args) {
-          a = std::make_shared<Expr>(*a);
-          shift(*a);
-        }
-      };
-      auto copy = std::make_shared<Expr>(*bound);
-      shift(*copy);
-      key.expr = copy;
+      key.expr = after_outputs(bound);
     } else {
       ExprPtr bound = bind_expr(x, input);
-      std::function<void(Expr&)> shift = [&](Expr& e) {
-        if (e.kind == ExprKind::kColumn) e.column += int(plan.output.size());
-        for (auto& a : e.args) {
-          a = std::make_shared<Expr>(*a);
-          shift(*a);
-        }
-      };
-      auto copy = std::make_shared<Expr>(*bound);
-      shift(*copy);
-      key.expr = copy;
+      key.expr = after_outputs(bound);
     }
     plan.order.push_back(key);
   }

@@ -48,6 +48,19 @@ int64_t now_ms() {
       .count();
 }
 
+// Writes map[key] under db_key, or deletes db_key when the map has no such row.
+template <typename Map>
+void put_row(rocksdb::WriteBatch& wb, const std::string& db_key, const Map& map, const std::string& key) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    wb.Delete(db_key);
+    return;
+  }
+  std::string enc;
+  sql::encode_row(it->second, &enc);
+  wb.Put(db_key, enc);
+}
+
 std::string identity_of(int32_t partition, int64_t offset) { return fmt::format("{}-{:012d}", partition, offset); }
 
 bool rows_equal(const std::optional<Row>& a, const std::optional<Row>& b, bool tolerant) {
@@ -788,14 +801,7 @@ Status View::commit() {
         wb.Delete(prefix('g') + key);
       }
     } else {
-      auto it = state_.rows.find(key);
-      if (it != state_.rows.end()) {
-        std::string enc;
-        sql::encode_row(it->second, &enc);
-        wb.Put(prefix('r') + key, enc);
-      } else {
-        wb.Delete(prefix('r') + key);
-      }
+      put_row(wb, prefix('r') + key, state_.rows, key);
     }
     if (spec_.changelog_topic.empty() || rows_equal(before, after, false)) continue;
     std::string key_json = key_to_json(key);
@@ -828,14 +834,7 @@ Status View::commit() {
   }
   if (changes && changes->record_count() > 0) batches.push_back(changes->finish());
   for (const std::string& key : upsert_dirty_) {
-    auto it = state_.upsert.find(key);
-    if (it != state_.upsert.end()) {
-      std::string enc;
-      sql::encode_row(it->second, &enc);
-      wb.Put(prefix('u') + key, enc);
-    } else {
-      wb.Delete(prefix('u') + key);
-    }
+    put_row(wb, prefix('u') + key, state_.upsert, key);
   }
   int64_t base = changelog_end_;
   if (count > 0) {
