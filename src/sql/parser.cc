@@ -506,7 +506,6 @@ StatementBody parse_statement(element stmt, std::string_view text, int offset) {
     size_t as = lower.find(" as ");
     size_t sel = lower.find("select", as == std::string::npos ? 0 : as);
     cv.query_text = sel == std::string::npos ? std::string(text) : std::string(text.substr(sel));
-    (void)offset;
     return cv;
   }
   if (kind == "IndexStmt") {

@@ -180,6 +180,14 @@ struct Engine::Impl {
     return tables.count(name) || views.count(name) || indexes.count(name);
   }
 
+  // False when `name` exists and IF NOT EXISTS lets the statement do
+  // nothing; 42P07 when it exists otherwise.
+  bool claim_name(const std::string& name, bool if_not_exists) const {
+    if (!name_taken(name)) return true;
+    if (if_not_exists) return false;
+    throw_sql("42P07", fmt::format("relation \"{}\" already exists", name));
+  }
+
   View::Deps deps() { return View::Deps{options.log, db.get()}; }
 
   std::shared_ptr<View> start_view(ViewSpec spec) {
@@ -223,10 +231,7 @@ struct Engine::Impl {
 
   // ---- DDL ----
   StatementResult create_table(const sql::CreateTable& ct, const std::string& text, bool replay, uint64_t id) {
-    if (name_taken(ct.name)) {
-      if (ct.if_not_exists && !replay) return StatementResult{"CREATE TABLE"};
-      throw_sql("42P07", fmt::format("relation \"{}\" already exists", ct.name));
-    }
+    if (!claim_name(ct.name, ct.if_not_exists && !replay)) return StatementResult{"CREATE TABLE"};
     if (ct.columns.empty()) throw_sql("42601", "a table needs at least one column");
     if (ct.name.rfind("_evert", 0) == 0) throw_sql("42939", "names starting with _evert are reserved");
     auto t = std::make_shared<TableEntry>();
@@ -292,10 +297,7 @@ struct Engine::Impl {
   }
 
   StatementResult create_view(const sql::CreateView& cv, const std::string& text, bool replay, uint64_t id) {
-    if (name_taken(cv.name)) {
-      if (cv.if_not_exists && !replay) return StatementResult{"CREATE MATERIALIZED VIEW"};
-      throw_sql("42P07", fmt::format("relation \"{}\" already exists", cv.name));
-    }
+    if (!claim_name(cv.name, cv.if_not_exists && !replay)) return StatementResult{"CREATE MATERIALIZED VIEW"};
     if (cv.name.rfind("_evert", 0) == 0) throw_sql("42939", "names starting with _evert are reserved");
     if (cv.query.from.empty()) throw_sql("0A000", "a view needs a FROM clause");
     bool over_view = false;
@@ -340,10 +342,7 @@ struct Engine::Impl {
   }
 
   StatementResult create_index(const sql::CreateIndex& ci, const std::string& text, bool replay, uint64_t id) {
-    if (name_taken(ci.name)) {
-      if (ci.if_not_exists && !replay) return StatementResult{"CREATE INDEX"};
-      throw_sql("42P07", fmt::format("relation \"{}\" already exists", ci.name));
-    }
+    if (!claim_name(ci.name, ci.if_not_exists && !replay)) return StatementResult{"CREATE INDEX"};
     auto t = tables.find(ci.table);
     if (t == tables.end()) {
       if (views.count(ci.table))
@@ -926,9 +925,6 @@ struct Executor {
         const auto& col = t->schema[size_t(cols[i])];
         auto c = sql::coerce(v, col.type);
         if (!c) throw_sql("22P02", c.status().message(), values[i]->location);
-        if (col.type == Type::kInt && v.type == Type::kText) {
-          // '42' into bigint is fine; 'abc' was rejected by coerce above.
-        }
         row[size_t(cols[i])] = *c;
       }
       row = checked_row(*t, std::move(row), ins.table_location);

@@ -309,10 +309,19 @@ void GroupIndex::erase(std::string_view key, uint64_t h) {
 View::View(ViewSpec spec, Deps deps)
     : spec_(std::move(spec)),
       deps_(deps),
-      codec_(std::make_unique<ViewCodec>()),
       decoder_(std::make_unique<EventDecoder>(spec_.source.schema)) {}
 
 View::~View() { stop(); }
+
+GroupEntry* View::add_global_group(ViewState& state) const {
+  Group g;
+  g.aggs.resize(spec_.plan.aggs.size());
+  auto [it, inserted] = state.groups.emplace(std::string(), std::move(g));
+  recompute(it->second);
+  state.index.insert(&*it, GroupIndex::hash(it->first));
+  state.order.insert(std::string_view(it->first));
+  return &*it;
+}
 
 std::string View::prefix(char kind) const {
   std::string p = "v";
@@ -384,13 +393,7 @@ Status View::open() {
   if (spec_.plan.aggregate && spec_.plan.group_exprs.empty() && state_.groups.empty()) {
     // A view with aggregates and no GROUP BY has its one row from the
     // start (count 0): the first commit publishes it.
-    Group g;
-    g.aggs.resize(spec_.plan.aggs.size());
-    auto [it, inserted] = state_.groups.emplace(std::string(), std::move(g));
-    recompute(it->second);
-    state_.index.insert(&*it, GroupIndex::hash(it->first));
-    state_.order.insert(std::string_view(it->first));
-    it->second.dirty = true;
+    add_global_group(state_)->second.dirty = true;
     dirty_.emplace(std::string(), std::nullopt);
   }
   // Finish the changelog append of the last commit if the crash came first.
@@ -1085,12 +1088,7 @@ Result<RebuildReport> View::rebuild() {
   ViewState fresh;
   fresh.next_offset.assign(target.size(), 0);
   if (spec_.plan.aggregate && spec_.plan.group_exprs.empty()) {
-    Group g;
-    g.aggs.resize(spec_.plan.aggs.size());
-    auto [it, inserted] = fresh.groups.emplace(std::string(), std::move(g));
-    recompute(it->second);
-    fresh.index.insert(&*it, GroupIndex::hash(it->first));
-    fresh.order.insert(std::string_view(it->first));
+    add_global_group(fresh);
   }
   // The runner is paused, so the reading buffers and touched_ are ours.
   while (true) {

@@ -200,7 +200,6 @@ class View {
                            const std::function<void(const std::string& key, const sql::Row& row)>& fn);
 
  private:
-  struct Change;
   void run();
   // Reads and applies up to a budget of records; returns records applied.
   int64_t process_some(ViewState& state, bool track, const std::vector<int64_t>* stop_at);
@@ -217,10 +216,11 @@ class View {
   std::string key_to_json(const std::string& key) const;
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
+  // The one row of a view with aggregates and no GROUP BY, present from the start.
+  GroupEntry* add_global_group(ViewState& state) const;
 
   ViewSpec spec_;
   Deps deps_;
-  std::unique_ptr<struct ViewCodec> codec_;
   std::unique_ptr<class EventDecoder> decoder_;
 
   mutable std::shared_mutex state_mu_;
