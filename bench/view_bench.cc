@@ -4,7 +4,7 @@
 // the view) at a fixed rate. Everything runs in-process on the real log and
 // RocksDB in a temporary directory; the view itself runs on one thread.
 //
-//   view_bench [--events N] [--runs R] [--keys K] [--freshness-rate R/s] [--json FILE]
+//   view_bench [--events N] [--runs R] [--freshness-rate R/s] [--json FILE] [--backfill-only]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   int runs = 3;
   double fresh_rate = 1000;
   std::string json_path;
+  bool steady_too = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -114,8 +115,9 @@ int main(int argc, char** argv) {
     else if (a == "--runs") runs = std::stoi(next());
     else if (a == "--freshness-rate") fresh_rate = std::stod(next());
     else if (a == "--json") json_path = next();
+    else if (a == "--backfill-only") steady_too = false;
     else {
-      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE]\n");
+      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only]\n");
       return 2;
     }
   }
@@ -165,6 +167,7 @@ int main(int argc, char** argv) {
   }
   Stats b = stats(backfill);
   std::printf("backfill: median %.0f events/s (min %.0f, max %.0f)\n", b.median, b.min, b.max);
+  if (!steady_too) return 0;
 
   // 3. Steady state: the view follows a producer appending as fast as it can.
   std::vector<double> steady;

@@ -2,7 +2,14 @@
 
 #include <simdjson.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstring>
 #include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -22,9 +29,207 @@ struct EventDecoder::Impl {
 
   int column_of(std::string_view key) const {
     for (size_t i = 0; i < schema.size(); ++i) {
-      if (schema[i].name == key) return int(i);
+      const std::string& name = schema[i].name;
+      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return int(i);
     }
     return -1;
+  }
+  // Fields usually come in the same order in every event: try the column
+  // after the previous one first.
+  int column_after(int previous, std::string_view key) const {
+    size_t i = size_t(previous + 1);
+    if (i < schema.size()) {
+      const std::string& name = schema[i].name;
+      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return int(i);
+    }
+    return column_of(key);
+  }
+
+  // The common case without simdjson: a flat object of ASCII text, keys and
+  // strings without escapes, numbers, true/false/null, every column present
+  // with a value of its type. Returns false for anything else (nested
+  // values, escapes, non-ASCII bytes, a mistyped or missing field, a number
+  // this scanner does not read exactly the way simdjson does); the caller
+  // then takes the full path, which also writes every error message. So
+  // this path decides nothing on its own: when it answers, simdjson would
+  // have answered the same row.
+  bool fast_row(std::string_view json, sql::Row* row) {
+    const char* p = json.data();
+    const char* end = p + json.size();
+    auto ws = [&] {
+      while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+    };
+    // A string without escapes, control or non-ASCII bytes; *p is the opening quote.
+    auto string = [&](std::string_view* out) {
+      const char* start = ++p;
+#if defined(__SSE2__)
+      // 16 bytes a step: the first quote, backslash, control byte or byte
+      // >= 0x80 (negative as a signed char, so below 0x20 too).
+      const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+      while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                        _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(special);
+        if (mask != 0) {
+          p += __builtin_ctz(unsigned(mask));
+          if (*p != '"') return false;
+          *out = std::string_view(start, size_t(p - start));
+          ++p;
+          return true;
+        }
+        p += 16;
+      }
+#endif
+      while (p < end) {
+        auto u = static_cast<unsigned char>(*p);
+        if (u == '"') {
+          *out = std::string_view(start, size_t(p - start));
+          ++p;
+          return true;
+        }
+        if (u == '\\' || u < 0x20 || u >= 0x80) return false;
+        ++p;
+      }
+      return false;
+    };
+    auto literal = [&](std::string_view word) {
+      if (size_t(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0) return false;
+      p += word.size();
+      return true;
+    };
+    auto delimiter = [&] { return p == end || *p == ',' || *p == '}' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; };
+    row->resize(schema.size());
+    for (Value& v : *row) v.type = Type::kNull;
+    seen.assign(schema.size(), 0);
+    int previous = -1;
+    ws();
+    if (p == end || *p != '{') return false;
+    ++p;
+    ws();
+    if (p < end && *p == '}') {
+      ++p;
+    } else {
+      while (true) {
+        if (p == end || *p != '"') return false;
+        std::string_view key;
+        if (!string(&key)) return false;
+        ws();
+        if (p == end || *p != ':') return false;
+        ++p;
+        ws();
+        if (p == end) return false;
+        int col = column_after(previous, key);
+        if (col >= 0) previous = col;
+        Type type = col < 0 ? Type::kNull : schema[size_t(col)].type;
+        Value* out = col < 0 ? nullptr : &(*row)[size_t(col)];
+        char c = *p;
+        if (c == '"') {
+          std::string_view text;
+          if (!string(&text)) return false;
+          if (out) {
+            if (type == Type::kText) {
+              out->type = Type::kText;
+              out->s.assign(text.data(), text.size());
+            } else if (type == Type::kTimestamp) {
+              auto t = sql::parse_timestamp(text);
+              if (!t) return false;
+              *out = Value::timestamp(*t);
+            } else {
+              return false;
+            }
+          }
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+          // JSON's number grammar; the scanner reads integers of up to 18
+          // digits itself and hands doubles to from_chars (correctly rounded,
+          // as simdjson is).
+          const char* start = p;
+          if (*p == '-') ++p;
+          if (p == end) return false;
+          const char* digits = p;
+          if (*p == '0') {
+            ++p;
+          } else if (*p >= '1' && *p <= '9') {
+            while (p < end && *p >= '0' && *p <= '9') ++p;
+          } else {
+            return false;
+          }
+          size_t ndigits = size_t(p - digits);
+          bool integral = true;
+          if (p < end && *p == '.') {
+            integral = false;
+            ++p;
+            const char* frac = p;
+            while (p < end && *p >= '0' && *p <= '9') ++p;
+            if (p == frac) return false;
+          }
+          if (p < end && (*p == 'e' || *p == 'E')) {
+            integral = false;
+            ++p;
+            if (p < end && (*p == '+' || *p == '-')) ++p;
+            const char* exp = p;
+            while (p < end && *p >= '0' && *p <= '9') ++p;
+            if (p == exp) return false;
+          }
+          if (!delimiter()) return false;
+          if (out) {
+            if (integral && ndigits <= 18 && (type == Type::kInt || type == Type::kTimestamp)) {
+              int64_t x = 0;
+              for (const char* d = digits; d < digits + ndigits; ++d) x = x * 10 + (*d - '0');
+              if (*start == '-') {
+                if (x == 0) return false;  // -0: left to simdjson
+                x = -x;
+              }
+              if (type == Type::kInt) {
+                out->type = Type::kInt;
+                out->i = x;
+              } else {
+                constexpr int64_t kMsMax = INT64_MAX / 1000;
+                if (x > kMsMax || x < -kMsMax) return false;
+                *out = Value::timestamp(x * 1000);
+              }
+            } else if (type == Type::kDouble) {
+              double x;
+              auto r = std::from_chars(start, p, x);
+              if (r.ec != std::errc() || r.ptr != p || !std::isfinite(x)) return false;
+              out->type = Type::kDouble;
+              out->d = x;
+            } else {
+              return false;
+            }
+          }
+        } else if (c == 'n') {
+          if (!literal("null") || !delimiter()) return false;
+          if (out) out->type = Type::kNull;
+        } else if (c == 't' || c == 'f') {
+          bool b = c == 't';
+          if (!literal(b ? "true" : "false") || !delimiter()) return false;
+          if (out) {
+            if (type != Type::kBool) return false;
+            *out = Value::boolean(b);
+          }
+        } else {
+          return false;  // nested values and anything malformed: the full path
+        }
+        if (col >= 0) seen[size_t(col)] = 1;
+        ws();
+        if (p == end) return false;
+        if (*p == ',') {
+          ++p;
+          ws();
+          continue;
+        }
+        if (*p != '}') return false;
+        ++p;
+        break;
+      }
+    }
+    ws();
+    if (p != end) return false;
+    for (uint8_t s : seen) {
+      if (!s) return false;
+    }
+    return true;
   }
 
   bool read_value(od::value v, Type type, Value* out, std::string_view name, std::string* reason) {
@@ -155,6 +360,11 @@ EventDecoder::EventDecoder(sql::Schema schema) : impl_(std::make_unique<Impl>())
 EventDecoder::~EventDecoder() = default;
 
 bool EventDecoder::decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
+  if (impl_->fast_row(json, row)) return true;
+  return decode_row_full(json, capacity, row, reason);
+}
+
+bool EventDecoder::decode_row_full(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
   od::document doc;
   if (!impl_->iterate(json, capacity, &doc, reason)) return false;
   od::object obj;

@@ -21,7 +21,11 @@ class EventDecoder {
   // `json` must be followed by at least kPadding readable bytes in memory
   // (see `capacity`: bytes readable from json.data()). On failure returns
   // false with a reason such as "missing field \"qty\"".
+  // Flat objects of plain ASCII take a scanner of its own; anything else,
+  // and every error, takes simdjson (decode_row_full).
   bool decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
+  // simdjson alone: what decode_row must agree with.
+  bool decode_row_full(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
   // A changelog record: before/after rows (absent = nullopt).
   bool decode_change(std::string_view json, size_t capacity, std::optional<sql::Row>* before,
                      std::optional<sql::Row>* after, std::string* reason);

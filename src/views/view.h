@@ -10,6 +10,7 @@
 // across crashes).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -128,6 +129,11 @@ class GroupIndex {
  public:
   static uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key) | 1; }
   GroupEntry* find(std::string_view key, uint64_t h) const;
+  // Cache hints for a lookup soon: the slot, then the node it points at.
+  void prefetch_slot(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
+  }
+  void prefetch_entry(uint64_t h) const;
   void insert(GroupEntry* entry, uint64_t h);
   void erase(std::string_view key, uint64_t h);
   void clear() {
@@ -207,6 +213,21 @@ class View {
                     std::optional<std::string_view> key, std::optional<std::string_view> value, size_t capacity);
   void apply_delta(ViewState& state, bool track, const std::string& identity, const sql::Row& row, int weight,
                    bool count_errors, int32_t partition, int64_t offset);
+  // An input row's change to one group of an aggregate view.
+  struct GroupDelta {
+    std::string key;  // encoded group key
+    sql::Row key_values, args;
+    uint64_t hash = 0;
+    GroupEntry* entry = nullptr;  // when already looked up
+    int weight = 1;
+  };
+  enum class Prepared { kReady, kSkip, kError };  // kError: the reason is in reason_
+  Prepared prepare_group_delta(const sql::Row& row, GroupDelta* d);
+  void apply_group_delta(ViewState& state, bool track, GroupDelta& d);
+  // Append-source aggregates: decode and prepare into chunk_, apply a chunk at a time.
+  void append_to_chunk(ViewState& state, bool track, int32_t partition, int64_t offset,
+                       std::optional<std::string_view> value, size_t capacity);
+  void flush_chunk(ViewState& state, bool track);
   void finish_batch(ViewState& state);
   void record_error(ViewState& state, int32_t partition, int64_t offset, std::string reason);
   Status commit();
@@ -228,7 +249,10 @@ class View {
   std::vector<std::pair<const std::string, Group>*> touched_;  // groups changed in the current batch
   // Reused per event (the runner thread owns them; a rebuild pauses it).
   std::string key_buf_;
-  sql::Row key_values_, args_, row_;
+  sql::Row args_, row_;
+  GroupDelta single_;
+  std::array<GroupDelta, 16> chunk_;
+  size_t chunk_size_ = 0;
   std::string reason_;
   std::string identity_buf_;
   // Since the last commit: key -> visible row before the first change.
