@@ -234,7 +234,7 @@ class View {
   Status write_full_state(ViewState& state);
   std::string prefix(char kind) const;
   // The changelog's JSON key of a state key: always a JSON array.
-  std::string key_to_json(const std::string& key) const;
+  std::string key_to_json(const std::string& key, const Group* group) const;
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
   // The one row of a view with aggregates and no GROUP BY, present from the start.
@@ -256,7 +256,11 @@ class View {
   std::string reason_;
   std::string identity_buf_;
   // Since the last commit: key -> visible row before the first change.
-  std::unordered_map<std::string, std::optional<sql::Row>> dirty_;
+  struct DirtyKey {
+    std::optional<sql::Row> before;  // the visible row at the last commit
+    GroupEntry* group = nullptr;     // aggregates: the group now, when it exists and is known
+  };
+  std::unordered_map<std::string, DirtyKey> dirty_;
   std::set<std::string> upsert_dirty_;
   int64_t changelog_end_ = 0;
 
