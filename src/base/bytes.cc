@@ -13,7 +13,7 @@ size_t put_uvarint(std::string& out, uint64_t v) {
   return n + 1;
 }
 
-uint64_t ByteReader::uvarint() {
+uint64_t ByteReader::uvarint_long() {
   uint64_t result = 0;
   for (int shift = 0; shift < 70; shift += 7) {
     if (!ensure(1)) return 0;
@@ -35,8 +35,8 @@ uint32_t ByteReader::uvarint32() {
   return uint32_t(v);
 }
 
-int32_t ByteReader::varint() {
-  int64_t v = zigzag_decode(uvarint());
+int32_t ByteReader::varint_long() {
+  int64_t v = zigzag_decode(uvarint_long());
   if (v < INT32_MIN || v > INT32_MAX) {
     ok_ = false;
     return 0;

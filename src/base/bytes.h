@@ -64,10 +64,18 @@ class ByteReader {
   int32_t i32() { return ensure(4) ? int32_t(load_be32(advance(4))) : 0; }
   int64_t i64() { return ensure(8) ? int64_t(load_be64(advance(8))) : 0; }
   uint32_t u32() { return ensure(4) ? load_be32(advance(4)) : 0; }
-  uint64_t uvarint();  // at most 10 bytes; overlong encodings fail
+  // At most 10 bytes; overlong encodings fail. One-byte values, most
+  // lengths and deltas in a record, take the inline path.
+  uint64_t uvarint() {
+    if (ok_ && pos_ < size_ && data_[pos_] < 0x80) return data_[pos_++];
+    return uvarint_long();
+  }
   uint32_t uvarint32();  // fails when the value does not fit 32 bits
   int64_t varlong() { return zigzag_decode(uvarint()); }
-  int32_t varint();   // zig-zag, must fit int32
+  int32_t varint() {  // zig-zag, must fit int32
+    if (ok_ && pos_ < size_ && data_[pos_] < 0x80) return int32_t(zigzag_decode(data_[pos_++]));
+    return varint_long();
+  }
   ByteSpan bytes(size_t n) {
     if (!ensure(n)) return {};
     return ByteSpan(advance(n), n);
@@ -76,6 +84,8 @@ class ByteReader {
   void fail() { ok_ = false; }
 
  private:
+  uint64_t uvarint_long();
+  int32_t varint_long();
   bool ensure(size_t n) {
     if (!ok_ || size_ - pos_ < n) {
       ok_ = false;

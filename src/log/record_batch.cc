@@ -109,20 +109,33 @@ Result<std::vector<Record>> decode_records(ByteSpan batch) {
 }
 
 Result<std::vector<Record>> decode_records(ByteSpan batch, std::string* decompressed) {
+  std::vector<Record> records;
+  EVERT_RETURN_IF_ERROR(decode_records(batch, decompressed, &records));
+  return records;
+}
+
+Status decode_records(ByteSpan batch, std::string* decompressed, std::vector<Record>* records) {
   EVERT_RETURN_IF_ERROR(validate_batch(batch));
   BatchHeader h = decode_batch_header(batch);
-  if (h.compression() == Compression::kNone) return parse_records(h, batch.subspan(L::kHeaderSize));
+  if (h.compression() == Compression::kNone) return parse_records(h, batch.subspan(L::kHeaderSize), records);
   auto inflated = decompress(h.compression(), batch.subspan(L::kHeaderSize));
   if (!inflated.is_ok()) return inflated.status().with_context(fmt::format("batch at offset {}", h.base_offset));
   *decompressed = std::move(inflated).value();
-  return parse_records(h, as_bytes(*decompressed));
+  return parse_records(h, as_bytes(*decompressed), records);
 }
 
 Result<std::vector<Record>> parse_records(const BatchHeader& h, ByteSpan payload) {
+  std::vector<Record> records;
+  EVERT_RETURN_IF_ERROR(parse_records(h, payload, &records));
+  return records;
+}
+
+Status parse_records(const BatchHeader& h, ByteSpan payload, std::vector<Record>* out_records) {
   // Each record takes at least 7 bytes, so the count is bounded by the size.
   if (size_t(h.records_count) > payload.size() / 7 + 1)
     return error(ErrorCode::kCorruption, "records count larger than the batch can hold");
-  std::vector<Record> records;
+  std::vector<Record>& records = *out_records;
+  records.clear();
   records.reserve(size_t(h.records_count));
   ByteReader r(payload);
   for (int32_t i = 0; i < h.records_count; ++i) {
@@ -157,7 +170,7 @@ Result<std::vector<Record>> parse_records(const BatchHeader& h, ByteSpan payload
   }
   if (!r.at_end())
     return error(ErrorCode::kCorruption, fmt::format("batch {}: bytes after the last record", h.base_offset));
-  return records;
+  return Status::ok();
 }
 
 BatchBuilder::BatchBuilder(int64_t base_timestamp_ms)

@@ -138,8 +138,11 @@ Result<std::vector<Record>> decode_records(ByteSpan batch);
 // Also reads compressed batches: their payload is decompressed into
 // *decompressed (compression.h), which the returned views point into.
 Result<std::vector<Record>> decode_records(ByteSpan batch, std::string* decompressed);
+// The same into a vector the caller reuses (readers of many batches).
+Status decode_records(ByteSpan batch, std::string* decompressed, std::vector<Record>* records);
 // Parses the (uncompressed) records payload of a batch with header `h`.
 Result<std::vector<Record>> parse_records(const BatchHeader& h, ByteSpan payload);
+Status parse_records(const BatchHeader& h, ByteSpan payload, std::vector<Record>* records);
 
 // Builds an uncompressed batch; used by evert's own producers (CLI, SQL
 // INSERT), tests and benchmarks.

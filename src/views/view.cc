@@ -23,6 +23,7 @@ using sql::Value;
 namespace {
 
 constexpr uint64_t kReadBytes = 1 << 20;           // per partition per batch
+constexpr size_t kNodeDistance = 4;  // events between prefetching a group's slot and its node
 constexpr int64_t kBatchRecordsMax = 16384;  // records applied under one lock hold (readers wait that long)
 constexpr auto kCommitIntervalLive = std::chrono::milliseconds(5);
 constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
@@ -534,11 +535,28 @@ View::Prepared View::prepare_group_delta(const Row& row, GroupDelta* d) {
     d->key.clear();
     d->key_values.clear();
     for (const auto& g : plan.group_exprs) {
-      d->key_values.push_back(sql::eval(*g, row));
-      sql::encode_key(d->key_values.back(), &d->key);
+      // A column is encoded where it is; a new group copies its key values.
+      if (g->kind == sql::ExprKind::kColumn) {
+        sql::encode_key(row[size_t(g->column)], &d->key);
+      } else {
+        d->key_values.push_back(sql::eval(*g, row));
+        sql::encode_key(d->key_values.back(), &d->key);
+      }
     }
-    d->args.clear();
-    for (const auto& a : plan.aggs) d->args.push_back(a.arg ? sql::eval(*a.arg, row) : Value::null());
+    d->args.resize(plan.aggs.size());
+    for (size_t i = 0; i < plan.aggs.size(); ++i) {
+      const auto& arg = plan.aggs[i].arg;
+      if (!arg) {
+        d->args[i].type = Type::kNull;
+      } else if (arg->kind == sql::ExprKind::kColumn && row[size_t(arg->column)].type != Type::kText) {
+        const Value& v = row[size_t(arg->column)];
+        d->args[i].type = v.type;
+        d->args[i].i = v.i;
+        d->args[i].d = v.d;
+      } else {
+        d->args[i] = sql::eval(*arg, row);
+      }
+    }
   } catch (const sql::SqlException& e) {
     reason_ = "evaluating the view: " + e.error.message;
     return Prepared::kError;
@@ -554,7 +572,11 @@ void View::apply_group_delta(ViewState& state, bool track, GroupDelta& d) {
   if (!entry) {
     if (d.weight < 0) return;  // retracting a row that never counted
     Group g;
-    g.key = d.key_values;
+    if (d.key_values.size() == plan.group_exprs.size()) {
+      g.key = d.key_values;
+    } else {
+      for (const auto& e : plan.group_exprs) g.key.push_back(sql::eval(*e, d.row));
+    }
     g.aggs.resize(plan.aggs.size());
     entry = &*state.groups.emplace(d.key, std::move(g)).first;
     state.index.insert(entry, d.hash);
@@ -581,10 +603,11 @@ void View::apply_group_delta(ViewState& state, bool track, GroupDelta& d) {
 }
 
 void View::flush_chunk(ViewState& state, bool track) {
-  // The slots were prefetched when the deltas were prepared; each pass
-  // below prefetches what the next one reads, so the cache misses of a
-  // chunk's groups overlap instead of following one another.
-  for (size_t i = 0; i < chunk_size_; ++i) state.index.prefetch_entry(chunk_[i].hash);
+  // append_to_chunk prefetched the slots and most nodes; each pass below
+  // prefetches what the next one reads, so the cache misses of a chunk's
+  // groups overlap instead of following one another.
+  size_t first = chunk_size_ > kNodeDistance ? chunk_size_ - kNodeDistance : 0;
+  for (size_t i = first; i < chunk_size_; ++i) state.index.prefetch_entry(chunk_[i].hash);
   for (size_t i = 0; i < chunk_size_; ++i) {
     GroupDelta& d = chunk_[i];
     d.entry = state.index.find(d.key, d.hash);
@@ -608,7 +631,8 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
   const auto& plan = spec_.plan;
   if (plan.aggregate) {
     GroupDelta& d = single_;
-    switch (prepare_group_delta(row, &d)) {
+    d.row = row;
+    switch (prepare_group_delta(d.row, &d)) {
       case Prepared::kSkip: return;
       case Prepared::kError:
         if (count_errors) record_error(state, partition, offset, reason_);
@@ -755,13 +779,13 @@ void View::append_to_chunk(ViewState& state, bool track, int32_t partition, int6
     record_error(state, partition, offset, "null value (a tombstone) in an append-only table");
     return;
   }
-  if (!decoder_->decode_row(*value, capacity, &row_, &reason_)) {
+  GroupDelta& d = chunk_[chunk_size_];
+  if (!decoder_->decode_row(*value, capacity, &d.row, &reason_)) {
     flush_chunk(state, track);
     record_error(state, partition, offset, reason_);
     return;
   }
-  GroupDelta& d = chunk_[chunk_size_];
-  switch (prepare_group_delta(row_, &d)) {
+  switch (prepare_group_delta(d.row, &d)) {
     case Prepared::kSkip: return;
     case Prepared::kError:
       flush_chunk(state, track);
@@ -770,7 +794,10 @@ void View::append_to_chunk(ViewState& state, bool track, int32_t partition, int6
     case Prepared::kReady: break;
   }
   d.weight = +1;
+  // A software pipeline: this event's slot now, the node of an event a few
+  // places back (its slot has arrived by now), the aggregates in flush_chunk.
   state.index.prefetch_slot(d.hash);
+  if (chunk_size_ >= kNodeDistance) state.index.prefetch_entry(chunk_[chunk_size_ - kNodeDistance].hash);
   if (++chunk_size_ == chunk_.size()) flush_chunk(state, track);
 }
 
@@ -811,11 +838,11 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
       size_t total = h.total_size();
       if (total < log::batch_layout::kHeaderSize || pos + total > size) break;
       if (h.last_offset() >= next && !h.control()) {
-        auto records = log::decode_records(ByteSpan(bytes.data(), total), &scratch_);
-        if (!records) {
-          record_error(state, p, h.base_offset, "unreadable batch: " + records.status().message());
+        Status decoded = log::decode_records(ByteSpan(bytes.data(), total), &scratch_, &records_);
+        if (!decoded) {
+          record_error(state, p, h.base_offset, "unreadable batch: " + decoded.message());
         } else {
-          for (const log::Record& r : *records) {
+          for (const log::Record& r : records_) {
             if (r.offset < next) continue;
             if (r.offset >= limit) break;
             size_t capacity = 0;

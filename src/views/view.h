@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "log/record_batch.h"
 #include "sql/plan.h"
 
 namespace rocksdb {
@@ -215,8 +216,10 @@ class View {
                    bool count_errors, int32_t partition, int64_t offset);
   // An input row's change to one group of an aggregate view.
   struct GroupDelta {
+    sql::Row row;     // the input row
     std::string key;  // encoded group key
-    sql::Row key_values, args;
+    sql::Row key_values;  // the key's values, unless every group expression is a column of `row`
+    sql::Row args;
     uint64_t hash = 0;
     GroupEntry* entry = nullptr;  // when already looked up
     int weight = 1;
@@ -251,7 +254,7 @@ class View {
   std::string key_buf_;
   sql::Row args_, row_;
   GroupDelta single_;
-  std::array<GroupDelta, 16> chunk_;
+  std::array<GroupDelta, 32> chunk_;
   size_t chunk_size_ = 0;
   std::string reason_;
   std::string identity_buf_;
@@ -284,6 +287,7 @@ class View {
   std::mutex rebuild_mu_;
   std::string buffer_;  // source bytes, padded for the JSON parser
   std::string scratch_;
+  std::vector<log::Record> records_;
   std::chrono::steady_clock::time_point last_commit_;
 };
 
