@@ -318,7 +318,9 @@ int run_bench_consume(const BenchOptions& o) {
     if (!t.error.empty()) return bench_fail("consume", error(ErrorCode::kIoError, t.error));
     uint64_t now = now_ns();
     if (t.records > before) last_progress_ns = now;
-    if (now - last_progress_ns > uint64_t(o.timeout_ms) * 1'000'000)
+    // Before the first record, connecting and the first fetch are not idleness.
+    uint64_t idle_ms = t.records > 0 ? uint64_t(o.timeout_ms) : std::max<uint64_t>(uint64_t(o.timeout_ms), 10'000);
+    if (now - last_progress_ns > idle_ms * 1'000'000)
       return bench_fail("consume", error(ErrorCode::kTimeout,
                                          fmt::format("only {} of {} records in topic '{}' after {} ms without new ones",
                                                      t.records, t.wanted, o.topic, o.timeout_ms)));

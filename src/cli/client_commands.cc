@@ -22,6 +22,7 @@ constexpr int64_t kFailuresPrintedMax = 20;
 // Messages taken from the consumer queue per call.
 constexpr size_t kConsumeBatchMax = 1000;
 constexpr int kConsumePollMs = 100;
+constexpr int64_t kFirstAnswerMs = 10000;  // the longest wait for the server's first answer
 // Extra time flush() gets beyond message.timeout.ms before we give up.
 constexpr int kFlushMarginMs = 5000;
 
@@ -174,6 +175,8 @@ int run_consume(const ConsumeOptions& opts) {
   KafkaClient::Properties props = {
       // A wrong --offset is an error to report, not a reason to jump.
       {"auto.offset.reset", "error"},
+      // End-of-partition events tell the idle timeout that the server has answered.
+      {"enable.partition.eof", "true"},
   };
   auto client = KafkaClient::create(ClientKind::kConsumer, opts.client, props);
   if (!client.is_ok()) return consume_fail(client.status());
@@ -197,6 +200,10 @@ int run_consume(const ConsumeOptions& opts) {
     std::vector<rd_kafka_message_t*> batch(kConsumeBatchMax);
     int64_t printed = 0;
     auto last_progress = Clock::now();
+    // The idle timeout counts from the server's first answer (a message or
+    // an end of partition): connecting and the first fetch can take longer
+    // than a short timeout on a loaded machine, and are not idleness.
+    bool answered = false;
     while (opts.max_messages < 0 || printed < opts.max_messages) {
       c.poll(0);
       size_t want = kConsumeBatchMax;
@@ -206,6 +213,10 @@ int run_consume(const ConsumeOptions& opts) {
       Status failure;
       for (ssize_t i = 0; i < n; ++i) {
         const rd_kafka_message_t& m = *batch[size_t(i)];
+        if (!answered && (m.err == RD_KAFKA_RESP_ERR_NO_ERROR || m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+          answered = true;
+          last_progress = Clock::now();
+        }
         if (m.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
           print_message(opts, m);
           ++printed;
@@ -222,7 +233,7 @@ int run_consume(const ConsumeOptions& opts) {
         continue;
       }
       auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_progress).count();
-      if (opts.timeout_ms >= 0 && idle >= opts.timeout_ms) {
+      if (opts.timeout_ms >= 0 && idle >= (answered ? opts.timeout_ms : std::max<int64_t>(opts.timeout_ms, kFirstAnswerMs))) {
         if (c.all_brokers_down())
           return consume_fail(error(ErrorCode::kIoError, fmt::format("lost the server at {}: {}", c.bootstrap(),
                                                                      c.last_error())));
