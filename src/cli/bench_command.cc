@@ -29,6 +29,7 @@ namespace {
 
 constexpr uint64_t kNsPerSecond = 1'000'000'000;
 constexpr uint64_t kReportIntervalNs = kNsPerSecond;
+constexpr uint64_t kFirstRecordMs = 10'000;  // consume: the longest wait for the first record
 // Produce calls between two polls for delivery reports.
 constexpr int64_t kProducesPerPoll = 1024;
 // e2e values start with a run id and the send time.
@@ -319,7 +320,7 @@ int run_bench_consume(const BenchOptions& o) {
     uint64_t now = now_ns();
     if (t.records > before) last_progress_ns = now;
     // Before the first record, connecting and the first fetch are not idleness.
-    uint64_t idle_ms = t.records > 0 ? uint64_t(o.timeout_ms) : std::max<uint64_t>(uint64_t(o.timeout_ms), 10'000);
+    uint64_t idle_ms = t.records > 0 ? uint64_t(o.timeout_ms) : std::max<uint64_t>(uint64_t(o.timeout_ms), kFirstRecordMs);
     if (now - last_progress_ns > idle_ms * 1'000'000)
       return bench_fail("consume", error(ErrorCode::kTimeout,
                                          fmt::format("only {} of {} records in topic '{}' after {} ms without new ones",

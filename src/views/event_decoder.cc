@@ -27,10 +27,13 @@ struct EventDecoder::Impl {
   std::vector<uint8_t> seen;
   std::string copy;  // padded copy when the caller's buffer is too short
 
+  bool named(size_t column, std::string_view key) const {
+    const std::string& name = schema[column].name;
+    return name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0;
+  }
   int column_of(std::string_view key) const {
     for (size_t i = 0; i < schema.size(); ++i) {
-      const std::string& name = schema[i].name;
-      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return int(i);
+      if (named(i, key)) return int(i);
     }
     return -1;
   }
@@ -38,10 +41,7 @@ struct EventDecoder::Impl {
   // after the previous one first.
   int column_after(int previous, std::string_view key) const {
     size_t i = size_t(previous + 1);
-    if (i < schema.size()) {
-      const std::string& name = schema[i].name;
-      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return int(i);
-    }
+    if (i < schema.size() && named(i, key)) return int(i);
     return column_of(key);
   }
 

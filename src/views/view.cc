@@ -566,7 +566,7 @@ View::Prepared View::prepare_group_delta(const Row& row, GroupDelta* d) {
   return Prepared::kReady;
 }
 
-void View::apply_group_delta(ViewState& state, bool track, GroupDelta& d) {
+void View::apply_group_delta(ViewState& state, bool track, const Row& row, GroupDelta& d) {
   const auto& plan = spec_.plan;
   GroupEntry* entry = d.entry ? d.entry : state.index.find(d.key, d.hash);
   if (!entry) {
@@ -575,7 +575,7 @@ void View::apply_group_delta(ViewState& state, bool track, GroupDelta& d) {
     if (d.key_values.size() == plan.group_exprs.size()) {
       g.key = d.key_values;
     } else {
-      for (const auto& e : plan.group_exprs) g.key.push_back(sql::eval(*e, d.row));
+      for (const auto& e : plan.group_exprs) g.key.push_back(sql::eval(*e, row));
     }
     g.aggs.resize(plan.aggs.size());
     entry = &*state.groups.emplace(d.key, std::move(g)).first;
@@ -621,7 +621,7 @@ void View::flush_chunk(ViewState& state, bool track) {
     GroupDelta& d = chunk_[i];
     // A group created earlier in this chunk: find it now.
     if (!d.entry) d.entry = state.index.find(d.key, d.hash);
-    apply_group_delta(state, track, d);
+    apply_group_delta(state, track, d.row, d);
   }
   chunk_size_ = 0;
 }
@@ -631,8 +631,7 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
   const auto& plan = spec_.plan;
   if (plan.aggregate) {
     GroupDelta& d = single_;
-    d.row = row;
-    switch (prepare_group_delta(d.row, &d)) {
+    switch (prepare_group_delta(row, &d)) {
       case Prepared::kSkip: return;
       case Prepared::kError:
         if (count_errors) record_error(state, partition, offset, reason_);
@@ -640,7 +639,7 @@ void View::apply_delta(ViewState& state, bool track, const std::string& identity
       case Prepared::kReady: break;
     }
     d.weight = weight;
-    apply_group_delta(state, track, d);
+    apply_group_delta(state, track, row, d);
     return;
   }
   std::string& key = key_buf_;

@@ -216,7 +216,7 @@ class View {
                    bool count_errors, int32_t partition, int64_t offset);
   // An input row's change to one group of an aggregate view.
   struct GroupDelta {
-    sql::Row row;     // the input row
+    sql::Row row;     // the input row (chunked path; the per-event path passes its own)
     std::string key;  // encoded group key
     sql::Row key_values;  // the key's values, unless every group expression is a column of `row`
     sql::Row args;
@@ -226,7 +226,8 @@ class View {
   };
   enum class Prepared { kReady, kSkip, kError };  // kError: the reason is in reason_
   Prepared prepare_group_delta(const sql::Row& row, GroupDelta* d);
-  void apply_group_delta(ViewState& state, bool track, GroupDelta& d);
+  // `row` is the input row `d` was prepared from (a new group evaluates its key there).
+  void apply_group_delta(ViewState& state, bool track, const sql::Row& row, GroupDelta& d);
   // Append-source aggregates: decode and prepare into chunk_, apply a chunk at a time.
   void append_to_chunk(ViewState& state, bool track, int32_t partition, int64_t offset,
                        std::optional<std::string_view> value, size_t capacity);
