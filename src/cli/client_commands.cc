@@ -278,7 +278,7 @@ void add_consume_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-messages", opts->max_messages, "Exit after this many records")->check(CLI::NonNegativeNumber);
   cmd->add_option("--timeout-ms", opts->timeout_ms,
-                  "Exit after this long without a new record (-1: never); with --max-messages not reached, exit 1")
+                  "Exit after this long without a new record, counted from the server's first answer (-1: never); with --max-messages not reached, exit 1")
       ->check(CLI::Range(-1, 86'400'000))
       ->capture_default_str();
   cmd->add_flag("--print-key", opts->print_key, "Print the key and the separator before the value");
