@@ -451,6 +451,11 @@ TEST_F(EngineTest, CloseAndReopenKeepsStateAndOffsets) {
   EXPECT_EQ(query("SELECT * FROM histogram ORDER BY n", waiting_for({{"orders", 0, 1}, {"orders", 1, 1}})),
             "1 2; 2 1");
   EXPECT_EQ(query("SELECT * FROM per_tier ORDER BY tier", waiting_for({{"accounts", 0, 3}})), "'basic' 2; 'gold' 1");
+  // The index too must have applied the rows before the restart, or the
+  // read after it may run before the index's first batch.
+  EXPECT_EQ(query("SELECT id FROM orders WHERE customer = 'alice' ORDER BY id",
+                  waiting_for({{"orders", 0, 1}, {"orders", 1, 1}})),
+            "1; 3");
   ViewStatus before = status_when("by_customer", [](const ViewStatus& s) { return s.events == 4 && s.state == "live"; });
   EXPECT_EQ(before.offsets, (std::vector<int64_t>{2, 2}));
 
