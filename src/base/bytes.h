@@ -67,14 +67,14 @@ class ByteReader {
   // At most 10 bytes; overlong encodings fail. One-byte values, most
   // lengths and deltas in a record, take the inline path.
   uint64_t uvarint() {
-    if (ok_ && pos_ < size_ && data_[pos_] < 0x80) return data_[pos_++];
-    return uvarint_long();
+    uint64_t v;
+    return short_uvarint(&v) ? v : uvarint_long();
   }
   uint32_t uvarint32();  // fails when the value does not fit 32 bits
   int64_t varlong() { return zigzag_decode(uvarint()); }
   int32_t varint() {  // zig-zag, must fit int32
-    if (ok_ && pos_ < size_ && data_[pos_] < 0x80) return int32_t(zigzag_decode(data_[pos_++]));
-    return varint_long();
+    uint64_t v;
+    return short_uvarint(&v) ? int32_t(zigzag_decode(v)) : varint_long();
   }
   ByteSpan bytes(size_t n) {
     if (!ensure(n)) return {};
@@ -86,6 +86,21 @@ class ByteReader {
  private:
   uint64_t uvarint_long();
   int32_t varint_long();
+  // Varints of one or two bytes (values below 16384: a record's lengths and
+  // deltas, zig-zag doubling them) inline; false, reading nothing, otherwise.
+  bool short_uvarint(uint64_t* v) {
+    if (!ok_ || pos_ >= size_) return false;
+    uint8_t b0 = data_[pos_];
+    if (b0 < 0x80) {
+      ++pos_;
+      *v = b0;
+      return true;
+    }
+    if (size_ - pos_ < 2 || data_[pos_ + 1] >= 0x80) return false;
+    *v = uint64_t(b0 & 0x7f) | uint64_t(data_[pos_ + 1]) << 7;
+    pos_ += 2;
+    return true;
+  }
   bool ensure(size_t n) {
     if (!ok_ || size_ - pos_ < n) {
       ok_ = false;

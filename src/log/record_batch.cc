@@ -1,5 +1,7 @@
 #include "log/record_batch.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "base/assert.h"
@@ -135,41 +137,50 @@ Status parse_records(const BatchHeader& h, ByteSpan payload, std::vector<Record>
   if (size_t(h.records_count) > payload.size() / 7 + 1)
     return error(ErrorCode::kCorruption, "records count larger than the batch can hold");
   std::vector<Record>& records = *out_records;
-  records.clear();
-  records.reserve(size_t(h.records_count));
+  // The caller's records (and their header vectors) are reused in place:
+  // readers of many batches parse millions of records through one vector.
+  records.resize(size_t(std::max<int32_t>(h.records_count, 0)));
+  // One reader over the payload; a record whose fields end anywhere but at
+  // its declared length is malformed.
   ByteReader r(payload);
   for (int32_t i = 0; i < h.records_count; ++i) {
     int32_t length = r.varint();
-    if (!r.ok() || length < 0 || size_t(length) > r.remaining())
+    if (!r.ok() || length < 0 || size_t(length) > r.remaining()) {
+      records.clear();
       return error(ErrorCode::kCorruption, fmt::format("record {} of batch {}: bad length", i, h.base_offset));
-    ByteReader rec(r.bytes(size_t(length)));
-    Record out;
-    rec.i8();  // attributes: unused in v2
-    int64_t timestamp_delta = rec.varlong();
+    }
+    size_t end = r.position() + size_t(length);
+    Record& out = records[size_t(i)];
+    r.i8();  // attributes: unused in v2
+    int64_t timestamp_delta = r.varlong();
     // Under log-append time the batch's max_timestamp is every record's time.
     out.timestamp = h.log_append_time() ? h.max_timestamp : h.base_timestamp + timestamp_delta;
-    out.offset = h.base_offset + rec.varint();
-    out.key = read_nullable(rec);
-    out.value = read_nullable(rec);
-    int32_t header_count = rec.varint();
-    if (header_count < 0 || size_t(header_count) > rec.remaining()) rec.fail();
-    for (int32_t k = 0; rec.ok() && k < header_count; ++k) {
-      int32_t key_len = rec.varint();
+    out.offset = h.base_offset + r.varint();
+    out.key = read_nullable(r);
+    out.value = read_nullable(r);
+    int32_t header_count = r.varint();
+    out.headers.clear();
+    if (header_count < 0 || r.position() > end || size_t(header_count) > end - r.position()) r.fail();
+    for (int32_t k = 0; r.ok() && k < header_count; ++k) {
+      int32_t key_len = r.varint();
       if (key_len < 0) {
-        rec.fail();
+        r.fail();
         break;
       }
       RecordHeader hdr;
-      hdr.key = as_string_view(rec.bytes(size_t(key_len)));
-      hdr.value = read_nullable(rec);
+      hdr.key = as_string_view(r.bytes(size_t(key_len)));
+      hdr.value = read_nullable(r);
       out.headers.push_back(hdr);
     }
-    if (!rec.ok() || !rec.at_end())
+    if (!r.ok() || r.position() != end) {
+      records.clear();
       return error(ErrorCode::kCorruption, fmt::format("record {} of batch {}: malformed fields", i, h.base_offset));
-    records.push_back(std::move(out));
+    }
   }
-  if (!r.at_end())
+  if (!r.at_end()) {
+    records.clear();
     return error(ErrorCode::kCorruption, fmt::format("batch {}: bytes after the last record", h.base_offset));
+  }
   return Status::ok();
 }
 

@@ -21,11 +21,62 @@ using sql::Type;
 using sql::Value;
 namespace od = simdjson::ondemand;
 
+// Digits eight at a time (SWAR): a little-endian word of eight bytes from
+// the text, the first byte in the lowest lane.
+constexpr uint64_t kHighNibbles = 0xF0F0F0F0F0F0F0F0, kThrees = 0x3030303030303030, kSixes = 0x0606060606060606;
+
+// How many of the word's bytes, from the first, are ASCII digits: a digit's
+// high nibble is 3 and stays 3 when 6 is added (a carry out of a non-digit
+// byte only disturbs the bytes after it).
+inline unsigned leading_digits(uint64_t w) {
+  uint64_t not_digit = ((w & kHighNibbles) ^ kThrees) | (((w + kSixes) & kHighNibbles) ^ kThrees);
+  return not_digit == 0 ? 8 : unsigned(__builtin_ctzll(not_digit)) / 8;
+}
+
+// The value of eight digit values (0..9, the most significant in the lowest
+// lane): adjacent lanes are combined into pairs, pairs into fours, fours
+// into the eight-digit number, each step in every lane at once.
+inline uint64_t eight_digits_value(uint64_t d) {
+  d = (d * 10 + (d >> 8)) & 0x00FF00FF00FF00FF;
+  d = (d * 100 + (d >> 16)) & 0x0000FFFF0000FFFF;
+  return (d * 10000 + (d >> 32)) & 0xFFFFFFFF;
+}
+
+constexpr uint64_t kPow10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
 struct EventDecoder::Impl {
   sql::Schema schema;
   od::parser parser;
   std::vector<uint8_t> seen;
   std::string copy;  // padded copy when the caller's buffer is too short
+  // Per column, for matching a key in one 16-byte compare: the name and its
+  // closing quote, zero-filled; `quoted_mask` has a bit per byte to compare,
+  // 0 when the name is too long or holds a byte a plain JSON string cannot
+  // (a quote, a backslash, a control or non-ASCII byte).
+  struct QuotedName {
+    alignas(16) char bytes[16] = {};
+    uint32_t mask = 0;
+    uint32_t size = 0;
+  };
+  std::vector<QuotedName> quoted;
+
+  void set_schema(sql::Schema s) {
+    schema = std::move(s);
+    quoted.assign(schema.size(), QuotedName{});
+    for (size_t i = 0; i < schema.size(); ++i) {
+      const std::string& name = schema[i].name;
+      bool plain = name.size() + 1 <= sizeof(QuotedName::bytes);
+      for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (u == '"' || u == '\\' || u < 0x20 || u >= 0x80) plain = false;
+      }
+      if (!plain) continue;
+      std::memcpy(quoted[i].bytes, name.data(), name.size());
+      quoted[i].bytes[name.size()] = '"';
+      quoted[i].size = uint32_t(name.size());
+      quoted[i].mask = (uint32_t(1) << (name.size() + 1)) - 1;
+    }
+  }
 
   bool named(size_t column, std::string_view key) const {
     const std::string& name = schema[column].name;
@@ -53,11 +104,16 @@ struct EventDecoder::Impl {
   // then takes the full path, which also writes every error message. So
   // this path decides nothing on its own: when it answers, simdjson would
   // have answered the same row.
-  bool fast_row(std::string_view json, sql::Row* row) {
+  // `padded`: at least kPadding readable bytes follow `json`, so the
+  // scanner may load 16 bytes (key compare) or 8 (digits) past where it is.
+  bool fast_row(std::string_view json, bool padded, sql::Row* row) {
     const char* p = json.data();
     const char* end = p + json.size();
     auto ws = [&] {
-      while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+      // Most JSON between tokens has no whitespace: one compare says so.
+      while (p < end && static_cast<unsigned char>(*p) <= ' ' &&
+             (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        ++p;
     };
     // A string without escapes, control or non-ASCII bytes; *p is the opening quote.
     auto string = [&](std::string_view* out) {
@@ -99,9 +155,10 @@ struct EventDecoder::Impl {
       return true;
     };
     auto delimiter = [&] { return p == end || *p == ',' || *p == '}' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; };
+    if (schema.size() > 64) return false;  // the seen set below is one word
     row->resize(schema.size());
     for (Value& v : *row) v.type = Type::kNull;
-    seen.assign(schema.size(), 0);
+    uint64_t seen_mask = 0;
     int previous = -1;
     ws();
     if (p == end || *p != '{') return false;
@@ -112,14 +169,31 @@ struct EventDecoder::Impl {
     } else {
       while (true) {
         if (p == end || *p != '"') return false;
-        std::string_view key;
-        if (!string(&key)) return false;
+        int col = -1;
+#if defined(__SSE2__)
+        // Most events spell their keys in the schema's order: compare the
+        // expected column's name and closing quote at once.
+        if (padded && size_t(previous + 1) < schema.size()) {
+          const QuotedName& q = quoted[size_t(previous + 1)];
+          __m128i got = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
+          __m128i want = _mm_load_si128(reinterpret_cast<const __m128i*>(q.bytes));
+          uint32_t same = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(got, want)));
+          if (q.mask != 0 && (same & q.mask) == q.mask && size_t(end - p) >= q.size + 2) {
+            col = previous + 1;
+            p += q.size + 2;
+          }
+        }
+#endif
+        if (col < 0) {
+          std::string_view key;
+          if (!string(&key)) return false;
+          col = column_after(previous, key);
+        }
         ws();
         if (p == end || *p != ':') return false;
         ++p;
         ws();
         if (p == end) return false;
-        int col = column_after(previous, key);
         if (col >= 0) previous = col;
         Type type = col < 0 ? Type::kNull : schema[size_t(col)].type;
         Value* out = col < 0 ? nullptr : &(*row)[size_t(col)];
@@ -147,10 +221,30 @@ struct EventDecoder::Impl {
           if (*p == '-') ++p;
           if (p == end) return false;
           const char* digits = p;
+          // The digits are read and accumulated in one pass (x is only
+          // used when there are at most 18 of them, which cannot overflow).
+          uint64_t x = 0;
           if (*p == '0') {
             ++p;
           } else if (*p >= '1' && *p <= '9') {
-            while (p < end && *p >= '0' && *p <= '9') ++p;
+            // Up to eight digits per step without a branch per digit: the
+            // run's length from the word, its value from the same word
+            // shifted so that the digits fill its top lanes (zeros before
+            // them are leading zeros).
+            while (padded) {
+              uint64_t w;
+              std::memcpy(&w, p, 8);
+              unsigned n = std::min<unsigned>(leading_digits(w), unsigned(end - p));
+              if (n == 0) break;
+              uint64_t d = (w - kThrees) << (8 * (8 - n) & 63);
+              x = x * kPow10[n] + eight_digits_value(d);
+              p += n;
+              if (n < 8) break;
+            }
+            while (p < end && unsigned(*p - '0') <= 9) {
+              x = x * 10 + unsigned(*p - '0');
+              ++p;
+            }
           } else {
             return false;
           }
@@ -174,19 +268,19 @@ struct EventDecoder::Impl {
           if (!delimiter()) return false;
           if (out) {
             if (integral && ndigits <= 18 && (type == Type::kInt || type == Type::kTimestamp)) {
-              int64_t x = 0;
-              for (const char* d = digits; d < digits + ndigits; ++d) x = x * 10 + (*d - '0');
+              int64_t n = int64_t(x);
               if (*start == '-') {
-                if (x == 0) return false;  // -0: left to simdjson
-                x = -x;
+                if (n == 0) return false;  // -0: left to simdjson
+                n = -n;
               }
               if (type == Type::kInt) {
                 out->type = Type::kInt;
-                out->i = x;
+                out->i = n;
               } else {
                 constexpr int64_t kMsMax = INT64_MAX / 1000;
-                if (x > kMsMax || x < -kMsMax) return false;
-                *out = Value::timestamp(x * 1000);
+                if (n > kMsMax || n < -kMsMax) return false;
+                out->type = Type::kTimestamp;
+                out->i = n * 1000;
               }
             } else if (type == Type::kDouble) {
               double x;
@@ -211,7 +305,7 @@ struct EventDecoder::Impl {
         } else {
           return false;  // nested values and anything malformed: the full path
         }
-        if (col >= 0) seen[size_t(col)] = 1;
+        if (col >= 0) seen_mask |= uint64_t(1) << col;
         ws();
         if (p == end) return false;
         if (*p == ',') {
@@ -226,10 +320,7 @@ struct EventDecoder::Impl {
     }
     ws();
     if (p != end) return false;
-    for (uint8_t s : seen) {
-      if (!s) return false;
-    }
-    return true;
+    return seen_mask == (schema.size() == 64 ? ~uint64_t(0) : (uint64_t(1) << schema.size()) - 1);
   }
 
   bool read_value(od::value v, Type type, Value* out, std::string_view name, std::string* reason) {
@@ -356,11 +447,11 @@ struct EventDecoder::Impl {
   }
 };
 
-EventDecoder::EventDecoder(sql::Schema schema) : impl_(std::make_unique<Impl>()) { impl_->schema = std::move(schema); }
+EventDecoder::EventDecoder(sql::Schema schema) : impl_(std::make_unique<Impl>()) { impl_->set_schema(std::move(schema)); }
 EventDecoder::~EventDecoder() = default;
 
 bool EventDecoder::decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
-  if (impl_->fast_row(json, row)) return true;
+  if (impl_->fast_row(json, capacity >= json.size() + kPadding, row)) return true;
   return decode_row_full(json, capacity, row, reason);
 }
 
