@@ -23,6 +23,7 @@
 #include "cli/commands.h"
 #include "cli/kafka_client.h"
 #include "cli/latency_histogram.h"
+#include "cli/raw_producer.h"
 
 namespace evert::cli {
 namespace {
@@ -60,6 +61,8 @@ struct BenchOptions {
   double linger_ms = 5;
   std::string compression = "none";
   int timeout_ms = 30'000;  // delivery timeout, and how long consumers wait without progress
+  bool raw = false;        // produce: pre-built batches without librdkafka (raw_producer.h)
+  int32_t in_flight = 5;   // produce --raw: requests awaiting an answer
 };
 
 int bench_fail(const char* what, const Status& s) {
@@ -198,7 +201,60 @@ struct ProduceTally {
   int64_t interval_acked = 0;
 };
 
+// The first server of a bootstrap list: "host:port", "[v6 address]:port".
+Result<std::pair<std::string, std::string>> first_server(const std::string& bootstrap) {
+  std::string first = bootstrap.substr(0, bootstrap.find(','));
+  size_t colon = first.rfind(':');
+  if (colon == std::string::npos || colon + 1 == first.size())
+    return error(ErrorCode::kInvalidArgument, fmt::format("bootstrap server \"{}\" has no port", first));
+  std::string host = first.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(host, first.substr(colon + 1));
+}
+
+int run_bench_produce_raw(const BenchOptions& o) {
+  if (o.acks == "0")
+    return bench_fail("produce", error(ErrorCode::kInvalidArgument,
+                                       "--raw needs --acks 1 or all (with acks 0 nothing answers)"));
+  if (Status s = ensure_topic(o.client, o.topic, o.partitions); !s.is_ok()) return bench_fail("produce", s);
+  auto server = first_server(o.client.bootstrap);
+  if (!server.is_ok()) return bench_fail("produce", server.status());
+  int32_t partitions = o.partitions;
+  {
+    auto admin = KafkaClient::create(ClientKind::kProducer, o.client, {});
+    if (!admin.is_ok()) return bench_fail("produce", admin.status());
+    if (Status s = (*admin)->connect(); !s.is_ok()) return bench_fail("produce", s);
+    auto count = (*admin)->partition_count(o.topic);
+    if (!count.is_ok()) return bench_fail("produce", count.status());
+    partitions = *count;
+  }
+  RawProduceOptions ro;
+  ro.host = server->first;
+  ro.port = server->second;
+  ro.topic = o.topic;
+  ro.partitions = partitions;
+  ro.records = o.records;
+  ro.record_size = o.record_size;
+  ro.acks = o.acks == "1" ? int16_t(1) : o.acks == "0" ? int16_t(0) : int16_t(-1);
+  // --batch-size keeps its meaning: the bytes of values in one batch.
+  ro.batch_records = std::max<int32_t>(1, o.batch_size / std::max<int32_t>(1, o.record_size));
+  ro.in_flight = o.in_flight;
+  ro.timeout_ms = o.timeout_ms;
+  Progress progress;
+  const uint64_t start_ns = now_ns();
+  auto result = raw_produce(ro, make_payload(o.record_size), [&](int64_t acked) {
+    progress.print(fmt::format("produce: {:.0f} s, {} records acked", double(now_ns() - start_ns) / 1e9, acked));
+  });
+  if (!result.is_ok()) return bench_fail("produce", result.status());
+  const RawProduceResult& r = *result;
+  // Latency is per request (one batch of batch_records records) here.
+  fmt::print("produce: {} records, {} B, {}, {}\n", r.records, o.record_size,
+             rate_text(r.records, r.records * o.record_size, r.elapsed_ns), latency_text(r.latency, true));
+  return 0;
+}
+
 int run_bench_produce(const BenchOptions& o) {
+  if (o.raw) return run_bench_produce_raw(o);
   if (Status s = ensure_topic(o.client, o.topic, o.partitions); !s.is_ok()) return bench_fail("produce", s);
   auto tally = std::make_unique<ProduceTally>();  // two histograms: too big for the stack
   auto on_delivery = [t = tally.get()](const rd_kafka_message_t& m) {
@@ -536,6 +592,12 @@ void add_bench_commands(CLI::App& app) {
   add_producer_flags(p, *produce);
   p->add_option("--throughput", produce->throughput, "Cap in records/s (-1: no cap)")
       ->check(CLI::Range(int64_t(-1), int64_t(1) << 40))
+      ->capture_default_str();
+  p->add_flag("--raw", produce->raw,
+              "Send pre-built batches of --batch-size bytes as Produce requests, without librdkafka: "
+              "measures the broker and its disk rather than the client (one broker; acks 1 or all)");
+  p->add_option("--in-flight", produce->in_flight, "--raw: requests sent and not yet answered")
+      ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   p->callback([produce] { std::exit(run_bench_produce(*produce)); });
 

@@ -267,6 +267,28 @@ class BenchTest(ServerTest):
         self.assertEqual(n, 3000)
         self.assertLess(rps, 3000 * 1.2)
 
+    def test_raw_produce_lands_every_record(self):
+        # 25,001 records in batches of 100 (10,000 bytes of values each), round robin over
+        # three partitions; the last request carries one record.
+        n, size, rps, mbps, *lat = self.summary(
+            BENCH_PRODUCE, "produce", "--raw", "--topic", "raw", "--records", "25001", "--record-size", "100",
+            "--partitions", "3", "--acks", "all", "--batch-size", "10000", "--in-flight", "3")
+        self.assertEqual((n, size), (25001, 100))
+        self.assertGreater(rps, 100)
+        self.check_latency(*lat)
+        self.assertIn("topic raw partitions 3", self.ok("topic", "describe", "raw"))
+        # librdkafka reads them all back, every value 100 bytes.
+        n, size, _, _ = self.summary(BENCH_CONSUME, "consume", "--topic", "raw", "--records", "25001")
+        self.assertEqual((n, size), (25001, 100))
+        r = self.evert("bench", "consume", "--topic", "raw", "--records", "25002", "--timeout-ms", "500")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("only 25001 of 25002", r.stderr.decode())
+
+    def test_raw_produce_rejects_acks_0(self):
+        r = self.evert("bench", "produce", "--raw", "--topic", "raw0", "--records", "10", "--acks", "0")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--raw needs --acks 1 or all", r.stderr.decode())
+
     def test_consume_more_than_exists_fails(self):
         self.ok("bench", "produce", "--topic", "short", "--records", "10")
         r = self.evert("bench", "consume", "--topic", "short", "--records", "20", "--timeout-ms", "500")
