@@ -1,6 +1,8 @@
 #include "views/engine.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <chrono>
 #include <cstdio>
@@ -495,6 +497,68 @@ TEST_F(EngineTest, CloseAndReopenKeepsStateAndOffsets) {
     ASSERT_TRUE(rebuilt.ok()) << v << ": " << rebuilt.error().message;
     EXPECT_EQ(rebuilt.value().differences, 0) << v;
   }
+}
+
+// A state directory written before views kept their rows and groups in a
+// column family of their own: every key in the default one. Opening it
+// moves them over; the views come back without reading their sources again.
+TEST_F(EngineTest, StateFromBeforeTheStateColumnFamilyIsMovedOnOpen) {
+  ok(kOrders);
+  ok("CREATE TABLE accounts (id bigint, tier text) WITH (key = 'id', envelope = 'upsert')");
+  ok(kByCustomer);
+  ok("CREATE MATERIALIZED VIEW per_tier AS SELECT tier, count(*) AS n FROM accounts GROUP BY tier");
+  ok("CREATE MATERIALIZED VIEW big AS SELECT id, customer FROM orders WHERE qty > 1");
+  ok(kOrderRows);
+  ok("INSERT INTO accounts VALUES (1, 'gold'), (2, 'gold'), (3, 'basic'); UPDATE accounts SET tier = 'basic' WHERE id = 2");
+  const auto orders_applied = waiting_for({{"orders", 0, 1}, {"orders", 1, 1}});
+  const std::string customers = query("SELECT customer, n, qty, lo, hi FROM by_customer", orders_applied);
+  const std::string big = query("SELECT * FROM big ORDER BY id", orders_applied);
+  EXPECT_EQ(query("SELECT * FROM per_tier ORDER BY tier", waiting_for({{"accounts", 0, 3}})), "'basic' 2; 'gold' 1");
+  status_when("by_customer", [](const ViewStatus& s) { return s.events == 4 && s.state == "live"; });
+  status_when("big", [](const ViewStatus& s) { return s.events == 4 && s.state == "live"; });
+  status_when("per_tier", [](const ViewStatus& s) { return s.events == 4 && s.state == "live"; });
+  close_all();
+
+  // Rewrite the directory into the old layout with RocksDB itself.
+  const std::string state_dir = dir_.path() + "/state";
+  {
+    rocksdb::DBOptions o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, state_dir, families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteBatch wb;
+    int moved = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[1]));
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++moved) wb.Put(it->key(), it->value());
+    it.reset();
+    EXPECT_GT(moved, 5);
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+    ASSERT_TRUE(db->DropColumnFamily(handles[1]).ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  }
+
+  open_all();
+  EXPECT_EQ(query("SELECT customer, n, qty, lo, hi FROM by_customer"), customers);
+  EXPECT_EQ(query("SELECT * FROM big ORDER BY id"), big);
+  EXPECT_EQ(query("SELECT * FROM per_tier ORDER BY tier"), "'basic' 2; 'gold' 1");
+  EXPECT_EQ(query("SELECT id, tier FROM accounts ORDER BY id"), "1 'gold'; 2 'basic'; 3 'basic'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  for (const char* v : {"by_customer", "big", "per_tier"}) {
+    ViewStatus st = *engine_->view_status(v);
+    EXPECT_EQ(st.events_since_start, 0) << v;  // nothing read again
+    EXPECT_EQ(st.events, 4) << v;
+  }
+  // The moved state is where commits now go: a new row, then a restart.
+  StatementResult five = ok("INSERT INTO orders VALUES (5, 'bob', 4, 1.0)");
+  EXPECT_EQ(query("SELECT customer, n FROM by_customer WHERE customer = 'bob'", waiting_for(five.offsets)), "'bob' 2");
+  status_when("by_customer", [](const ViewStatus& s) { return s.events == 5 && s.state == "live"; });
+  reopen();
+  EXPECT_EQ(query("SELECT customer, n FROM by_customer WHERE customer = 'bob'"), "'bob' 2");
+  auto rebuilt = engine_->rebuild("by_customer");
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().message;
+  EXPECT_EQ(rebuilt.value().differences, 0);
 }
 
 TEST_F(EngineTest, RefreshReportsNoDifferences) {

@@ -56,15 +56,16 @@ int64_t now_ms() {
 
 // Writes map[key] under db_key, or deletes db_key when the map has no such row.
 template <typename Map>
-void put_row(rocksdb::WriteBatch& wb, const std::string& db_key, const Map& map, const std::string& key) {
+void put_row(rocksdb::WriteBatch& wb, rocksdb::ColumnFamilyHandle* cf, const std::string& db_key, const Map& map,
+             const std::string& key) {
   auto it = map.find(key);
   if (it == map.end()) {
-    wb.Delete(db_key);
+    wb.Delete(cf, db_key);
     return;
   }
   std::string enc;
   sql::encode_row(it->second, &enc);
-  wb.Put(db_key, enc);
+  wb.Put(cf, db_key, enc);
 }
 
 std::string identity_of(int32_t partition, int64_t offset) { return fmt::format("{}-{:012d}", partition, offset); }
@@ -387,7 +388,7 @@ Status View::open() {
   }
   auto scan = [&](char kind, const std::function<Status(std::string_view, std::string_view)>& fn) -> Status {
     std::string p = prefix(kind);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), deps_.state));
     for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
       std::string_view k(it->key().data() + p.size(), it->key().size() - p.size());
       EVERT_RETURN_IF_ERROR(fn(k, std::string_view(it->value().data(), it->value().size())));
@@ -496,7 +497,7 @@ Status View::destroy() {
     std::string p = prefix(k);
     std::string end = p;
     end.back() = char(end.back() + 1);
-    wb.DeleteRange(p, end);
+    wb.DeleteRange(k == 'm' || k == 'o' ? deps_.db->DefaultColumnFamily() : deps_.state, p, end);
   }
   auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return error(ErrorCode::kIoError, s.ToString());
@@ -971,13 +972,13 @@ Status View::commit() {
         recompute(g->second);
         if (g->second.visible) after = g->second.out;
         ViewCodec::encode_group(g->second, &encoded);
-        wb.Put(db_key, encoded);
+        wb.Put(deps_.state, db_key, encoded);
       } else {
-        wb.Delete(db_key);
+        wb.Delete(deps_.state, db_key);
       }
     } else {
       if (visible_row(state_, key, &after_row)) after = after_row;
-      put_row(wb, row_prefix + key, state_.rows, key);
+      put_row(wb, deps_.state, row_prefix + key, state_.rows, key);
     }
     if (spec_.changelog_topic.empty() || rows_equal(before, after, false)) continue;
     std::string key_json = key_to_json(key, g ? &g->second : nullptr);
@@ -1010,7 +1011,7 @@ Status View::commit() {
   }
   if (changes && changes->record_count() > 0) batches.push_back(changes->finish());
   for (const std::string& key : upsert_dirty_) {
-    put_row(wb, prefix('u') + key, state_.upsert, key);
+    put_row(wb, deps_.state, prefix('u') + key, state_.upsert, key);
   }
   int64_t base = changelog_end_;
   if (count > 0) {
@@ -1067,18 +1068,18 @@ Status View::write_full_state(ViewState& state) {
     std::string p = prefix(k);
     std::string end = p;
     end.back() = char(end.back() + 1);
-    wb.DeleteRange(p, end);
+    wb.DeleteRange(deps_.state, p, end);
   }
-  for (const auto& [key, g] : state.groups) wb.Put(prefix('g') + key, ViewCodec::encode_group(g));
+  for (const auto& [key, g] : state.groups) wb.Put(deps_.state, prefix('g') + key, ViewCodec::encode_group(g));
   for (const auto& [key, row] : state.rows) {
     std::string enc;
     sql::encode_row(row, &enc);
-    wb.Put(prefix('r') + key, enc);
+    wb.Put(deps_.state, prefix('r') + key, enc);
   }
   for (const auto& [key, row] : state.upsert) {
     std::string enc;
     sql::encode_row(row, &enc);
-    wb.Put(prefix('u') + key, enc);
+    wb.Put(deps_.state, prefix('u') + key, enc);
   }
   auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return error(ErrorCode::kIoError, s.ToString());

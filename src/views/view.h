@@ -32,6 +32,7 @@
 #include "sql/plan.h"
 
 namespace rocksdb {
+class ColumnFamilyHandle;
 class DB;
 }
 
@@ -170,6 +171,10 @@ class View {
   struct Deps {
     log::LogManager* log = nullptr;
     rocksdb::DB* db = nullptr;
+    // Where the view's rows and groups go (many small keys, written in
+    // bulk and read only when the view opens); the checkpoint and the
+    // changelog outbox stay in the default column family.
+    rocksdb::ColumnFamilyHandle* state = nullptr;
   };
   View(ViewSpec spec, Deps deps);
   ~View();
