@@ -421,8 +421,8 @@ Status View::open() {
     // A view with aggregates and no GROUP BY has its one row from the
     // start (count 0): the first commit publishes it.
     GroupEntry* g = add_global_group(state_);
-    g->second.dirty = true;
-    dirty_[std::string()].group = g;
+    g->second.dirty_at = int32_t(dirty_groups_.size());
+    dirty_groups_.push_back(DirtyGroup{g, std::nullopt});
   }
   // Finish the changelog append of the last commit if the crash came first.
   if (!spec_.changelog_topic.empty()) {
@@ -570,8 +570,10 @@ View::Prepared View::prepare_group_delta(const Row& row, GroupDelta* d) {
 void View::apply_group_delta(ViewState& state, bool track, const Row& row, GroupDelta& d) {
   const auto& plan = spec_.plan;
   GroupEntry* entry = d.entry ? d.entry : state.index.find(d.key, d.hash);
+  bool created = false;
   if (!entry) {
     if (d.weight < 0) return;  // retracting a row that never counted
+    created = true;
     Group g;
     if (d.key_values.size() == plan.group_exprs.size()) {
       g.key = d.key_values;
@@ -584,16 +586,27 @@ void View::apply_group_delta(ViewState& state, bool track, const Row& row, Group
     state.order.insert(std::string_view(entry->first));
   }
   Group& g = entry->second;
-  if (track && !g.dirty) {
-    g.dirty = true;
-    auto [it, first] = dirty_.try_emplace(d.key);
-    // A key already there was erased and made again since the last commit:
-    // its "before" is the row the changelog last published.
-    if (first) {
+  if (track && g.dirty_at < 0) {
+    DirtyGroup dg{entry, std::nullopt};
+    auto earlier = dirty_.empty() ? dirty_.end() : dirty_.find(d.key);
+    if (earlier != dirty_.end()) {
+      // Erased and made again, or rewritten by a rebuild, since the last
+      // commit: its "before" is the row the changelog last published.
+      dg.before = std::move(earlier->second.before);
+      dirty_.erase(earlier);
+    } else if (created) {
+      // A new group showed no row before (only a view without GROUP BY
+      // shows an empty group, and its one group is made at open).
+    } else if (!g.stale) {
+      // The cached output is the committed row, and is stale from here on.
+      if (g.visible) dg.before = std::move(g.out);
+    } else {
       Row before;
-      if (group_output(plan, g, &before)) it->second.before = std::move(before);
+      if (group_output(plan, g, &before)) dg.before = std::move(before);
     }
-    it->second.group = entry;
+    g.stale = true;
+    g.dirty_at = int32_t(dirty_groups_.size());
+    dirty_groups_.push_back(std::move(dg));
   }
   apply_to_group(plan, g, d.args, d.weight);
   g.stale = true;
@@ -683,8 +696,12 @@ void View::finish_batch(ViewState& state) {
     g.touched = false;
     if (g.rows <= 0 && !spec_.plan.group_exprs.empty()) {
       std::string key = entry->first;
-      if (g.dirty) {
-        if (auto d = dirty_.find(key); d != dirty_.end()) d->second.group = nullptr;
+      if (g.dirty_at >= 0) {
+        // Its key stays dirty: the commit deletes its state and publishes
+        // the retraction.
+        DirtyGroup& dg = dirty_groups_[size_t(g.dirty_at)];
+        dirty_[key].before = std::move(dg.before);
+        dg.group = nullptr;
       }
       state.order.erase(std::string_view(entry->first));
       state.index.erase(key, GroupIndex::hash(key));
@@ -935,38 +952,43 @@ Status View::commit() {
   // the keys themselves.
   struct Item {
     uint64_t head;
-    const std::pair<const std::string, DirtyKey>* entry;
+    const std::string* key;
+    const std::optional<Row>* before;
+    GroupEntry* group;  // aggregates: the group when known
   };
   std::vector<Item> sorted;
-  sorted.reserve(dirty_.size());
-  for (const auto& entry : dirty_) {
-    const std::string& k = entry.first;
+  sorted.reserve(dirty_.size() + dirty_groups_.size());
+  auto add = [&](const std::string& k, const std::optional<Row>* before, GroupEntry* group) {
     uint64_t head = 0;
     for (size_t i = 0; i < 8; ++i) head = (head << 8) | (i < k.size() ? uint8_t(k[i]) : 0);
-    sorted.push_back({head, &entry});
+    sorted.push_back({head, &k, before, group});
+  };
+  for (const auto& [k, d] : dirty_) add(k, &d.before, d.group);
+  for (const DirtyGroup& dg : dirty_groups_) {
+    if (dg.group) add(dg.group->first, &dg.before, dg.group);
   }
   std::sort(sorted.begin(), sorted.end(), [](const Item& a, const Item& b) {
     if (a.head != b.head) return a.head < b.head;
-    return a.entry->first < b.entry->first;
+    return *a.key < *b.key;
   });
   const std::string group_prefix = prefix('g'), row_prefix = prefix('r');
   std::string db_key, encoded;
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < sorted.size(); ++i) {
     if (i + kAhead < sorted.size()) {
-      if (GroupEntry* next = sorted[i + kAhead].entry->second.group) {
+      if (GroupEntry* next = sorted[i + kAhead].group) {
         __builtin_prefetch(next);
         __builtin_prefetch(reinterpret_cast<const char*>(next) + 64);
         __builtin_prefetch(next->second.aggs.data());
       }
     }
-    const std::string& key = sorted[i].entry->first;
-    const std::optional<Row>& before = sorted[i].entry->second.before;
+    const std::string& key = *sorted[i].key;
+    const std::optional<Row>& before = *sorted[i].before;
     std::optional<Row> after;
     GroupEntry* g = nullptr;
     if (aggregate) {
       db_key.assign(group_prefix).append(key);
-      g = sorted[i].entry->second.group;
+      g = sorted[i].group;
       if (!g) g = state_.index.find(key, GroupIndex::hash(key));
       if (g) {
         recompute(g->second);
@@ -1046,12 +1068,12 @@ Status View::commit() {
     }
   }
   if (aggregate) {
-    for (auto& [key, d] : dirty_) {
-      GroupEntry* g = d.group ? d.group : state_.index.find(key, GroupIndex::hash(key));
-      if (g) g->second.dirty = false;
+    for (const DirtyGroup& dg : dirty_groups_) {
+      if (dg.group) dg.group->second.dirty_at = -1;
     }
   }
   dirty_.clear();
+  dirty_groups_.clear();
   upsert_dirty_.clear();
   last_commit_ = std::chrono::steady_clock::now();
   {
@@ -1110,9 +1132,9 @@ void View::run() {
         if (lag == 0 && !state_.caught_up) state_.caught_up = true;
         auto since = std::chrono::steady_clock::now() - last_commit_;
         bool offsets_moved = committed_ != state_.next_offset;
-        commit_due = (!dirty_.empty() || offsets_moved || !upsert_dirty_.empty()) &&
+        commit_due = (has_dirty() || offsets_moved || !upsert_dirty_.empty()) &&
                      (since >= (lag == 0 ? kCommitIntervalLive : kCommitIntervalBackfill) ||
-                      dirty_.size() >= kDirtyMax);
+                      dirty_.size() + dirty_groups_.size() >= kDirtyMax);
         if (commit_due) {
           Status s = commit();
           if (!s) {
@@ -1143,7 +1165,7 @@ void View::run() {
       bool pending;
       {
         std::shared_lock sl(state_mu_);
-        pending = !dirty_.empty() || committed_ != state_.next_offset;
+        pending = has_dirty() || committed_ != state_.next_offset;
       }
       wake_cv_.wait_for(lock, pending ? std::chrono::milliseconds(2) : std::chrono::milliseconds(100),
                         [&] { return wake_ || stop_.load(); });
@@ -1151,7 +1173,7 @@ void View::run() {
     }
   }
   std::unique_lock lock(state_mu_);
-  if (!dirty_.empty() || committed_ != state_.next_offset || !upsert_dirty_.empty()) {
+  if (has_dirty() || committed_ != state_.next_offset || !upsert_dirty_.empty()) {
     Status s = commit();
     if (!s) log_error("view {}: final commit: {}", spec_.name, s.to_string());
   }
@@ -1273,6 +1295,14 @@ Result<RebuildReport> View::rebuild() {
   RebuildReport report;
   report.events = fresh.events;
   std::unique_lock lock(state_mu_);
+  // The groups are about to be replaced: what changed since the last
+  // commit is kept by key from here on.
+  for (DirtyGroup& dg : dirty_groups_) {
+    if (!dg.group) continue;
+    dg.group->second.dirty_at = -1;
+    dirty_[dg.group->first].before = std::move(dg.before);
+  }
+  dirty_groups_.clear();
   // Compare every key of either state.
   std::map<std::string, std::pair<std::optional<Row>, std::optional<Row>>> keys;
   bool aggregate = spec_.plan.aggregate;

@@ -106,7 +106,7 @@ struct Group {
   sql::Row out;
   bool visible = false;
   bool touched = false;
-  bool dirty = false;  // has an entry in View::dirty_ since the last commit
+  int32_t dirty_at = -1;  // its entry in View::dirty_groups_ since the last commit; -1: none
   bool stale = true;   // `out` and `visible` predate the latest change (see group_output)
 };
 
@@ -270,6 +270,18 @@ class View {
     GroupEntry* group = nullptr;     // aggregates: the group now, when it exists and is known
   };
   std::unordered_map<std::string, DirtyKey> dirty_;
+  // Aggregates: the groups changed since the last commit, each with its
+  // visible row then. Kept beside the groups instead of in dirty_, whose
+  // per-group hash insert and node were a large part of steady maintenance.
+  // dirty_ still holds the keys of groups erased since (their `before`
+  // moved there) and, after a rebuild, the keys whose rows it changed; a
+  // group made again under such a key takes its `before` back from there.
+  struct DirtyGroup {
+    GroupEntry* group = nullptr;  // null once the group is erased (its key is in dirty_ then)
+    std::optional<sql::Row> before;
+  };
+  std::vector<DirtyGroup> dirty_groups_;
+  bool has_dirty() const { return !dirty_.empty() || !dirty_groups_.empty(); }
   std::set<std::string> upsert_dirty_;
   int64_t changelog_end_ = 0;
 
