@@ -2,9 +2,11 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -267,6 +269,85 @@ void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int 
   }
 }
 
+namespace huge_pages {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPool = false;
+#else
+constexpr bool kPool = true;
+#endif
+
+void* allocate_huge(size_t bytes) {
+  size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) throw std::bad_alloc();
+  (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it the pages are 4 KiB
+  return p;
+}
+
+namespace {
+
+// Size classes of 16 bytes (which keeps every block 16-aligned).
+class Pool {
+ public:
+  void* allocate(size_t bytes) {
+    size_t cls = (bytes + 15) / 16;
+    std::lock_guard lock(mu_);
+    if (void* p = free_[cls]) {
+      free_[cls] = *static_cast<void**>(p);
+      return p;
+    }
+    size_t size = cls * 16;
+    if (!chunk_ || used_ + size > kHuge) {
+      chunk_ = static_cast<char*>(allocate_huge(kHuge));  // the rest of the last one is left unused
+      used_ = 0;
+    }
+    void* p = chunk_ + used_;
+    used_ += size;
+    return p;
+  }
+  void deallocate(void* p, size_t bytes) {
+    size_t cls = (bytes + 15) / 16;
+    std::lock_guard lock(mu_);
+    *static_cast<void**>(p) = free_[cls];
+    free_[cls] = p;
+  }
+
+ private:
+  std::mutex mu_;
+  char* chunk_ = nullptr;
+  size_t used_ = 0;
+  std::array<void*, kPooledMax / 16 + 1> free_{};
+};
+
+// Never destroyed: groups of views still open at exit may free into it.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+}  // namespace
+
+void* allocate(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (kPool && bytes <= kPooledMax) return pool().allocate(bytes);
+  if (bytes < kHuge) return ::operator new(bytes);
+  return allocate_huge(bytes);
+}
+
+void deallocate(void* p, size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (kPool && bytes <= kPooledMax) {
+    pool().deallocate(p, bytes);
+  } else if (bytes < kHuge) {
+    ::operator delete(p);
+  } else {
+    std::free(p);
+  }
+}
+
+}  // namespace huge_pages
+
 GroupEntry* GroupIndex::find(std::string_view key, uint64_t h) const {
   if (slots_.empty()) return nullptr;
   size_t mask = slots_.size() - 1;
@@ -293,7 +374,7 @@ void GroupIndex::prefetch_entry(uint64_t h) const {
 }
 
 void GroupIndex::grow() {
-  std::vector<Slot> old = std::move(slots_);
+  std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
   slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
   size_ = 0;
   for (const Slot& s : old) {

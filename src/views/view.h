@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
@@ -41,6 +42,38 @@ class LogManager;
 }
 
 namespace evert::views {
+
+// Memory for a view's groups on transparent huge pages. Every event probes
+// the group index and then its group's node at random; with 4 KiB pages a
+// large view's probes also miss the TLB (a 10 M-event backfill ran about
+// 20% faster once the index alone was on huge pages). Blocks of up to
+// kPooledMax bytes (hash-map nodes, aggregate arrays) are carved from shared
+// 2 MiB chunks and recycled by size (never returned to the system); arrays of
+// 2 MiB and more get their own huge pages; the rest comes from operator new.
+// Under AddressSanitizer everything below 2 MiB comes from operator new, so
+// that use-after-free stays visible.
+namespace huge_pages {
+constexpr size_t kHuge = size_t(2) << 20;
+constexpr size_t kPooledMax = 1024;
+// aligned_alloc + madvise(MADV_HUGEPAGE) of `bytes` rounded up to 2 MiB.
+void* allocate_huge(size_t bytes);
+void* allocate(size_t bytes);
+void deallocate(void* p, size_t bytes);
+}  // namespace huge_pages
+
+template <typename T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(huge_pages::allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { huge_pages::deallocate(p, n * sizeof(T)); }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
+};
 
 enum class SourceKind { kAppend, kUpsert, kChangelog };
 enum class ViewKind { kView, kIndex, kTableState };
@@ -102,7 +135,7 @@ struct AggState {
 struct Group {
   sql::Row key;
   int64_t rows = 0;
-  std::vector<AggState> aggs;
+  std::vector<AggState, HugePageAllocator<AggState>> aggs;
   sql::Row out;
   bool visible = false;
   bool touched = false;
@@ -122,6 +155,8 @@ bool group_output(const sql::SelectPlan& plan, const Group& g, sql::Row* out);
 sql::Row group_combined(const sql::SelectPlan& plan, const Group& g);
 
 using GroupEntry = std::pair<const std::string, Group>;
+using GroupMap = std::unordered_map<std::string, Group, std::hash<std::string>, std::equal_to<std::string>,
+                                    HugePageAllocator<GroupEntry>>;
 
 // An open-addressing index over the nodes of ViewState::groups for the
 // per-event lookup: one probe into a flat array instead of
@@ -149,13 +184,13 @@ class GroupIndex {
     GroupEntry* entry = nullptr;
   };
   void grow();
-  std::vector<Slot> slots_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;
   size_t size_ = 0;
 };
 
 // The state of one view at some source offsets; a rebuild builds a second one.
 struct ViewState {
-  std::unordered_map<std::string, Group> groups;  // aggregate views
+  GroupMap groups;                                // aggregate views
   GroupIndex index;                               // over `groups`
   std::set<std::string_view> order;               // keys of `groups`, sorted
   std::map<std::string, sql::Row> rows;           // non-aggregate views and indexes
