@@ -80,6 +80,7 @@ bench-deps:
 
 bench: build bench-deps
 	./$(BUILD_DIR)/bench/log_bench --benchmark_counters_tabular=true
+	./$(BUILD_DIR)/bench/decode_bench
 	@mkdir -p bench/results
 	./$(BUILD_DIR)/bench/view_bench --json bench/results/view_bench.json
 	/usr/bin/python3 bench/views/pg_baseline.py --json bench/results/pg_baseline.json

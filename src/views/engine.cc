@@ -1149,8 +1149,9 @@ struct Executor {
           std::string lo_key, hi_key;
           if (lo) sql::encode_key(*lo, &lo_key);
           if (hi) sql::encode_key(*hi, &hi_key);
-          auto it = lo ? st.order.lower_bound(lo_key) : st.order.begin();
-          for (; it != st.order.end(); ++it) {
+          const auto& order = st.sorted_keys();
+          auto it = lo ? order.lower_bound(lo_key) : order.begin();
+          for (; it != order.end(); ++it) {
             if (hi && *it > std::string_view(hi_key)) break;
             auto g = st.groups.find(std::string(*it));
             Row row;

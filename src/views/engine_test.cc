@@ -561,6 +561,40 @@ TEST_F(EngineTest, StateFromBeforeTheStateColumnFamilyIsMovedOnOpen) {
   EXPECT_EQ(rebuilt.value().differences, 0);
 }
 
+// Groups made and erased between ordered reads: range reads and full scans
+// see exactly the live groups, in order.
+TEST_F(EngineTest, OrderedReadsFollowGroupsMadeAndErasedBetweenThem) {
+  ok("CREATE TABLE items (id bigint, tag text) WITH (key = 'id', envelope = 'upsert')");
+  ok("CREATE MATERIALIZED VIEW per_tag AS SELECT tag, count(*) AS n FROM items GROUP BY tag");
+  std::string insert;
+  for (int i = 0; i < 200; ++i)
+    insert += (i ? ", (" : "(") + std::to_string(i) + ", 't" + std::to_string(1000 + i) + "')";
+  ok("INSERT INTO items VALUES " + insert);
+  // Before any ordered read: erase every group but multiples of 7 (their one row goes).
+  std::string deleted;
+  for (int i = 0; i < 200; ++i) {
+    if (i % 7 != 0) deleted += (deleted.empty() ? "" : ", ") + std::to_string(i);
+  }
+  StatementResult del = ok("DELETE FROM items WHERE id IN (" + deleted + ")");
+  auto expect = [](int from, int to) {
+    std::string out;
+    for (int i = from; i < to; ++i) {
+      if (i % 7 == 0) out += std::string(out.empty() ? "" : "; ") + "'t" + std::to_string(1000 + i) + "'";
+    }
+    return out;
+  };
+  EXPECT_EQ(query("SELECT tag FROM per_tag", waiting_for(del.offsets)), expect(0, 200));
+  EXPECT_EQ(query("SELECT tag FROM per_tag WHERE tag >= 't1050' AND tag < 't1100'"), expect(50, 100));
+  // More groups after the first ordered read, then one erased again.
+  StatementResult more = ok("INSERT INTO items VALUES (1001, 't1001'), (1002, 't1999'), (1003, 't0000')");
+  EXPECT_EQ(query("SELECT tag FROM per_tag WHERE tag < 't1010'", waiting_for(more.offsets)),
+            "'t0000'; 't1000'; 't1001'; 't1007'");
+  StatementResult gone = ok("DELETE FROM items WHERE id = 1001");
+  EXPECT_EQ(query("SELECT tag FROM per_tag WHERE tag < 't1010'", waiting_for(gone.offsets)),
+            "'t0000'; 't1000'; 't1007'");
+  EXPECT_EQ(query("SELECT tag FROM per_tag WHERE tag > 't1190'"), "'t1196'; 't1999'");
+}
+
 TEST_F(EngineTest, RefreshReportsNoDifferences) {
   ok(kOrders);
   ok(kByCustomer);

@@ -4,8 +4,10 @@
 #include <rocksdb/write_batch.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include <fmt/format.h>
@@ -348,6 +350,22 @@ void deallocate(void* p, size_t bytes) {
 
 }  // namespace huge_pages
 
+const std::set<std::string_view>& ViewState::sorted_keys() const {
+  // Readers share the state lock, so the merge has a lock of its own; the
+  // runner holds the state exclusively whenever it adds or erases keys.
+  static std::mutex merge_mu;
+  std::lock_guard lock(merge_mu);
+  if (!order_pending.empty()) {
+    std::sort(order_pending.begin(), order_pending.end());
+    // Ascending keys, each hinted just after the one before: into an empty
+    // set (a backfill's first read) every insert takes constant time.
+    auto hint = order.end();
+    for (std::string_view k : order_pending) hint = std::next(order.insert(hint, k));
+    order_pending.clear();
+  }
+  return order;
+}
+
 GroupEntry* GroupIndex::find(std::string_view key, uint64_t h) const {
   if (slots_.empty()) return nullptr;
   size_t mask = slots_.size() - 1;
@@ -427,7 +445,7 @@ GroupEntry* View::add_global_group(ViewState& state) const {
   auto [it, inserted] = state.groups.emplace(std::string(), std::move(g));
   recompute(it->second);
   state.index.insert(&*it, GroupIndex::hash(it->first));
-  state.order.insert(std::string_view(it->first));
+  state.add_key(it->first);
   return &*it;
 }
 
@@ -483,7 +501,7 @@ Status View::open() {
     auto [it, inserted] = state_.groups.emplace(std::string(k), std::move(g));
     recompute(it->second);
     state_.index.insert(&*it, GroupIndex::hash(it->first));
-    state_.order.insert(std::string_view(it->first));
+    state_.add_key(it->first);
     return Status::ok();
   }));
   EVERT_RETURN_IF_ERROR(scan('r', [&](std::string_view k, std::string_view v) -> Status {
@@ -664,7 +682,7 @@ void View::apply_group_delta(ViewState& state, bool track, const Row& row, Group
     g.aggs.resize(plan.aggs.size());
     entry = &*state.groups.emplace(d.key, std::move(g)).first;
     state.index.insert(entry, d.hash);
-    state.order.insert(std::string_view(entry->first));
+    state.add_key(entry->first);
   }
   Group& g = entry->second;
   if (track && g.dirty_at < 0) {
@@ -691,7 +709,9 @@ void View::apply_group_delta(ViewState& state, bool track, const Row& row, Group
   }
   apply_to_group(plan, g, d.args, d.weight);
   g.stale = true;
-  if (!g.touched) {
+  // Only a retraction can empty a group (rows starts at 0 and a new group
+  // gets a row at once), so only those groups are candidates for erasure.
+  if (d.weight < 0 && !g.touched) {
     g.touched = true;
     touched_.push_back(entry);
   }
@@ -784,7 +804,7 @@ void View::finish_batch(ViewState& state) {
         dirty_[key].before = std::move(dg.before);
         dg.group = nullptr;
       }
-      state.order.erase(std::string_view(entry->first));
+      state.erase_key(entry->first);
       state.index.erase(key, GroupIndex::hash(key));
       state.groups.erase(key);
     }
@@ -1269,7 +1289,7 @@ void View::for_each_row(const ViewState& state, const sql::SelectPlan& plan,
                         const std::function<void(const std::string& key, const Row& row)>& fn) {
   if (plan.aggregate) {
     Row row;
-    for (std::string_view k : state.order) {
+    for (std::string_view k : state.sorted_keys()) {
       auto it = state.groups.find(std::string(k));
       if (it != state.groups.end() && group_output(plan, it->second, &row)) fn(it->first, row);
     }

@@ -138,7 +138,7 @@ struct Group {
   std::vector<AggState, HugePageAllocator<AggState>> aggs;
   sql::Row out;
   bool visible = false;
-  bool touched = false;
+  bool touched = false;   // in View::touched_: lost a row in the current batch
   int32_t dirty_at = -1;  // its entry in View::dirty_groups_ since the last commit; -1: none
   bool stale = true;   // `out` and `visible` predate the latest change (see group_output)
 };
@@ -192,7 +192,18 @@ class GroupIndex {
 struct ViewState {
   GroupMap groups;                                // aggregate views
   GroupIndex index;                               // over `groups`
-  std::set<std::string_view> order;               // keys of `groups`, sorted
+  // Keys of `groups` in order, for ordered reads. A new key waits in
+  // `order_pending` until a reader needs the order (sorted_keys()) or its
+  // group is erased: a tree insert per new group was a cost every backfill
+  // paid whether or not anyone ever read the view in order.
+  const std::set<std::string_view>& sorted_keys() const;
+  void add_key(std::string_view key) { order_pending.push_back(key); }
+  void erase_key(std::string_view key) {
+    (void)sorted_keys();
+    order.erase(key);
+  }
+  mutable std::set<std::string_view> order;
+  mutable std::vector<std::string_view> order_pending;
   std::map<std::string, sql::Row> rows;           // non-aggregate views and indexes
   std::unordered_map<std::string, sql::Row> upsert;  // upsert source: key -> current row
   std::vector<int64_t> next_offset;               // per source partition
@@ -290,7 +301,7 @@ class View {
 
   mutable std::shared_mutex state_mu_;
   ViewState state_;
-  std::vector<std::pair<const std::string, Group>*> touched_;  // groups changed in the current batch
+  std::vector<std::pair<const std::string, Group>*> touched_;  // groups that lost a row in the current batch
   // Reused per event (the runner thread owns them; a rebuild pauses it).
   std::string key_buf_;
   sql::Row args_, row_;
