@@ -30,6 +30,12 @@ constexpr uint64_t kReadBytes = 1 << 20;           // per partition per batch
 constexpr size_t kNodeDistance = 4;  // events between prefetching a group's slot and its node
 constexpr int64_t kBatchRecordsMax = 16384;  // records applied under one lock hold (readers wait that long)
 constexpr auto kCommitIntervalLive = std::chrono::milliseconds(5);
+// Live, a view waits at least this many times its last commit's duration
+// before the next commit (up to kCommitIntervalLiveMax), so that under a
+// steady stream commits take a bounded share of its thread and the groups
+// of a longer window are written once instead of once per 5 ms.
+constexpr int kCommitDurationFactor = 4;
+constexpr auto kCommitIntervalLiveMax = std::chrono::milliseconds(100);
 constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
@@ -1233,11 +1239,15 @@ void View::run() {
         if (lag == 0 && !state_.caught_up) state_.caught_up = true;
         auto since = std::chrono::steady_clock::now() - last_commit_;
         bool offsets_moved = committed_ != state_.next_offset;
+        auto live_interval = std::clamp<std::chrono::steady_clock::duration>(
+            kCommitDurationFactor * last_commit_took_, kCommitIntervalLive, kCommitIntervalLiveMax);
         commit_due = (has_dirty() || offsets_moved || !upsert_dirty_.empty()) &&
-                     (since >= (lag == 0 ? kCommitIntervalLive : kCommitIntervalBackfill) ||
+                     (since >= (lag == 0 ? live_interval : kCommitIntervalBackfill) ||
                       dirty_.size() + dirty_groups_.size() >= kDirtyMax);
         if (commit_due) {
+          auto started = std::chrono::steady_clock::now();
           Status s = commit();
+          last_commit_took_ = std::chrono::steady_clock::now() - started;
           if (!s) {
             log_error("view {}: {}", spec_.name, s.to_string());
             std::lock_guard lock2(progress_mu_);

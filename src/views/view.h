@@ -353,6 +353,7 @@ class View {
   std::string scratch_;
   std::vector<log::Record> records_;
   std::chrono::steady_clock::time_point last_commit_;
+  std::chrono::steady_clock::duration last_commit_took_{};
 };
 
 }  // namespace evert::views
