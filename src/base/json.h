@@ -28,6 +28,12 @@ class JsonWriter {
   // Appends already-encoded JSON as one value.
   void raw(std::string_view json);
   std::string& mutable_str() { return out_; }
+  // Starts over, keeping the buffer's capacity.
+  void clear() {
+    out_.clear();
+    first_.clear();
+    after_key_ = false;
+  }
   const std::string& str() const { return out_; }
 
  private:

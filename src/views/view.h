@@ -35,6 +35,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class WriteBatch;
 }
 
 namespace evert::log {
@@ -298,6 +299,7 @@ class View {
   ViewSpec spec_;
   Deps deps_;
   std::unique_ptr<class EventDecoder> decoder_;
+  std::unique_ptr<rocksdb::WriteBatch> commit_batch_;  // commit()'s, reused
 
   mutable std::shared_mutex state_mu_;
   ViewState state_;
