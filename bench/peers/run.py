@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
 
@@ -700,7 +701,8 @@ def plot(rows, out_dir):
     def bars(ax, picks, title, ylabel, log_scale=False):
         labels, med, lo, hi = [], [], [], []
         for r in picks:
-            labels.append("%s\n%s" % (r["system"], r["mode"]))
+            # Long modes ("durable, pre-built 100 KiB batches, 5 in flight") wrapped, or they overlap.
+            labels.append("%s\n%s" % (r["system"], textwrap.fill(r["mode"], 16)))
             med.append(r["median"])
             lo.append(r["median"] - r["min"])
             hi.append(r["max"] - r["median"])
