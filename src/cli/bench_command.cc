@@ -234,7 +234,6 @@ int run_bench_produce_raw(const BenchOptions& o) {
   ro.topic = o.topic;
   ro.partitions = partitions;
   ro.records = o.records;
-  ro.record_size = o.record_size;
   ro.acks = o.acks == "1" ? int16_t(1) : o.acks == "0" ? int16_t(0) : int16_t(-1);
   // --batch-size keeps its meaning: the bytes of values in one batch.
   ro.batch_records = std::max<int32_t>(1, o.batch_size / std::max<int32_t>(1, o.record_size));

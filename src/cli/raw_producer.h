@@ -22,7 +22,6 @@ struct RawProduceOptions {
   std::string topic;
   int32_t partitions = 1;  // requests go round robin over partitions 0..n-1
   int64_t records = 0;
-  int32_t record_size = 100;
   int16_t acks = 1;               // 1 or -1 (all); acks=0 has no responses to count
   int32_t batch_records = 1000;   // records per batch, one batch per request
   int32_t in_flight = 5;          // requests sent and not yet answered
