@@ -35,8 +35,9 @@ constexpr auto kCommitIntervalLive = std::chrono::milliseconds(5);
 // steady stream commits take a bounded share of its thread and the groups
 // of a longer window are written once instead of once per 5 ms.
 constexpr int kCommitDurationFactor = 4;
-constexpr size_t kCommitBatchKeepBytes = 16 << 20;
 constexpr auto kCommitIntervalLiveMax = std::chrono::milliseconds(100);
+// A commit's write batch is kept for the next one unless it grew past this.
+constexpr size_t kCommitBatchKeepBytes = 16 << 20;
 constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
