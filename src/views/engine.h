@@ -43,6 +43,7 @@ struct ExecuteResult {
 struct EngineOptions {
   std::string state_dir;  // RocksDB directory
   log::LogManager* log = nullptr;
+  DecodeAhead decode_ahead;  // for every view
 };
 
 class Engine {

@@ -1,5 +1,6 @@
 #include "views/engine.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <future>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,6 +85,7 @@ class EngineTest : public ::testing::Test {
     EngineOptions eo;
     eo.state_dir = dir_.path() + "/state";
     eo.log = log_.get();
+    eo.decode_ahead = decode_ahead_;
     auto engine = Engine::open(eo);
     ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
     engine_ = std::move(engine).value();
@@ -90,6 +93,8 @@ class EngineTest : public ::testing::Test {
       e->on_append(topic);
     });
   }
+
+  DecodeAhead decode_ahead_;  // open_all()'s, for every view
 
   void close_all() {
     if (log_) log_->set_append_listener(1, nullptr);
@@ -949,6 +954,105 @@ int drop_during_backfill() {
 TEST(EngineDeathTest, DropOfABackfillingViewDoesNotDeadlock) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(std::_Exit(drop_during_backfill()), ::testing::ExitedWithCode(0), "");
+}
+
+// The views over an append table that a backfill decodes on other threads
+// (ParallelDecoder) against the same views decoded by their own thread:
+// stretches of 7 records in blocks of 3, so that stretches, blocks and the
+// producer's batches end in different places, with malformed events and
+// tombstones among them, over three partitions.
+TEST_F(EngineTest, DecodingAheadAgreesWithTheViewsOwnThread) {
+  decode_ahead_ = DecodeAhead{2, 1, 7, 3};
+  reopen();
+  ok("CREATE TABLE ev (id bigint, g text, v int, x double) WITH (partitions = 3)");
+  std::mt19937 rng(20261127);
+  std::vector<TopicOffset> last;
+  int64_t bad = 0, total = 0;
+  for (int32_t p = 0; p < 3; ++p) {
+    int64_t end = -1;
+    for (int batch = 0; batch < 40; ++batch) {
+      std::vector<std::optional<std::string>> values;
+      size_t n = 1 + rng() % 9;
+      for (size_t i = 0; i < n; ++i, ++total) {
+        int64_t id = total;
+        switch (rng() % 12) {
+          case 0: values.push_back(std::string("garbage")); ++bad; break;
+          case 1: values.push_back(std::nullopt); ++bad; break;
+          case 2: values.push_back(fmt::format(R"({{"id": {}}})", id)); ++bad; break;  // g, v, x missing
+          case 3: values.push_back(fmt::format(R"({{"id": {}, "g": "a", "v": "x", "x": 1}})", id)); ++bad; break;
+          case 4: values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": null, "x": 0.5}})", id, rng() % 5)); break;
+          default:
+            values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": {}, "x": {}}})", id, rng() % 13,
+                                         int(rng() % 101) - 50, double(rng() % 1000) / 8));
+        }
+      }
+      end = produce("ev", p, values);
+    }
+    last.push_back({"ev", p, end});
+  }
+  const std::vector<std::string> views = {
+      "AS SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi, avg(x) AS ax, "
+      "count(DISTINCT v) AS dv FROM ev WHERE v > -40 OR v IS NULL GROUP BY g",
+      "AS SELECT count(*) AS n, sum(v) AS s, count(x) AS nx FROM ev",
+      "AS SELECT v * 2 AS twice, count(*) AS n FROM ev WHERE NOT g = 'g3' GROUP BY v * 2",
+  };
+  auto results = [&](const std::string& suffix) -> std::vector<std::string> {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < views.size(); ++i) {
+      std::string name = fmt::format("v{}_{}", i, suffix);
+      ok(fmt::format("CREATE MATERIALIZED VIEW {} {}", name, views[i]));
+      out.push_back(query(fmt::format("SELECT * FROM {} ORDER BY 1", name), waiting_for(last, 20000)));
+      ViewStatus st = status_when(name, [](const ViewStatus& s) { return s.state == "live"; });
+      EXPECT_EQ(st.errors, bad) << name;
+      EXPECT_EQ(st.events, total) << name;
+      if (suffix == "ahead") {
+        EXPECT_GT(st.decoded_ahead, 0) << name;
+        auto rebuilt = engine_->rebuild(name);
+        if (!rebuilt.ok()) {
+          ADD_FAILURE() << name << ": rebuild failed";
+          continue;
+        }
+        EXPECT_EQ(rebuilt.value().differences, 0) << name;
+        EXPECT_EQ(rebuilt.value().events, total) << name;
+        EXPECT_EQ(query(fmt::format("SELECT * FROM {} ORDER BY 1", name)), out.back()) << name;
+      } else {
+        EXPECT_EQ(st.decoded_ahead, 0) << name;
+      }
+    }
+    return out;
+  };
+  std::vector<std::string> ahead = results("ahead");
+  decode_ahead_.threads = 0;
+  reopen();
+  std::vector<std::string> own = results("own");
+  for (size_t i = 0; i < views.size(); ++i) {
+    EXPECT_EQ(ahead[i], own[i]) << views[i];
+    EXPECT_FALSE(own[i].empty()) << views[i];
+  }
+  EXPECT_GT(bad, 0);
+}
+
+// on_error = 'stop' when the bad event comes from a block decoded ahead:
+// the view applies what came before it in the same block, stops at it, and
+// stays there.
+TEST_F(EngineTest, DecodingAheadStopsAtTheBadEvent) {
+  decode_ahead_ = DecodeAhead{2, 1, 4, 3};
+  reopen();
+  ok("CREATE TABLE events (id bigint, name text)");
+  produce("events", 0, {R"({"id": 1, "name": "a"})", R"({"id": 2, "name": "a"})", R"({"id": 3, "name": "b"})",
+                        R"({"id": 4, "name": "a"})", R"({"id": 5, "name": "b"})", std::string("garbage"),
+                        R"({"id": 7, "name": "a"})", R"({"id": 8, "name": "a"})"});
+  ok("CREATE MATERIALIZED VIEW strict WITH (on_error = 'stop') AS SELECT name, count(*) AS n FROM events GROUP BY name");
+  ViewStatus st = status_when("strict", [](const ViewStatus& s) { return s.state == "failed"; });
+  EXPECT_EQ(st.failure, "malformed event at partition 0 offset 5: not a JSON object");
+  EXPECT_EQ(query("SELECT * FROM strict ORDER BY name"), "'a' 3; 'b' 2");
+  EXPECT_EQ(st.offsets, (std::vector<int64_t>{5}));
+  EXPECT_EQ(st.events, 6);
+  EXPECT_GT(st.decoded_ahead, 0);
+  reopen();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(engine_->view_status("strict")->state, "failed");
+  EXPECT_EQ(query("SELECT * FROM strict ORDER BY name"), "'a' 3; 'b' 2");
 }
 
 }  // namespace

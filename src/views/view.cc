@@ -17,6 +17,7 @@
 #include "log/partition.h"
 #include "log/record_batch.h"
 #include "views/event_decoder.h"
+#include "views/parallel_decoder.h"
 
 namespace evert::views {
 
@@ -39,6 +40,9 @@ constexpr auto kCommitIntervalLiveMax = std::chrono::milliseconds(100);
 // A commit's write batch is kept for the next one unless it grew past this.
 constexpr size_t kCommitBatchKeepBytes = 16 << 20;
 constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
+// The runner's longest wait for a block decoded ahead before it looks
+// again at what else it has to do (commits, stopping).
+constexpr auto kDecodedWait = std::chrono::milliseconds(20);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
 constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.message.bytes
@@ -642,8 +646,7 @@ bool View::visible_row(const ViewState& state, const std::string& key, Row* out)
   return true;
 }
 
-View::Prepared View::prepare_group_delta(const Row& row, GroupDelta* d) {
-  const auto& plan = spec_.plan;
+Prepared prepare_group_delta(const sql::SelectPlan& plan, const Row& row, GroupDelta* d, std::string* reason) {
   try {
     if (plan.filter && !sql::eval_predicate(*plan.filter, row)) return Prepared::kSkip;
     d->key.clear();
@@ -672,7 +675,7 @@ View::Prepared View::prepare_group_delta(const Row& row, GroupDelta* d) {
       }
     }
   } catch (const sql::SqlException& e) {
-    reason_ = "evaluating the view: " + e.error.message;
+    *reason = "evaluating the view: " + e.error.message;
     return Prepared::kError;
   }
   d->hash = GroupIndex::hash(d->key);
@@ -755,12 +758,119 @@ void View::flush_chunk(ViewState& state, bool track) {
   chunk_size_ = 0;
 }
 
+void View::apply_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
+  // Once the groups outgrow the caches each costs three misses in turn:
+  // its index slot, its node, its aggregates. Each is requested a few
+  // deltas before it is needed, so that those of consecutive deltas overlap.
+  constexpr size_t kSlotAhead = 24, kNodeAhead = 16, kFindAhead = 8;
+  auto find_ahead = [&](GroupDelta& a) {
+    a.entry = state.index.find(a.key, a.hash);
+    if (a.entry) {
+      const char* aggs = reinterpret_cast<const char*>(a.entry->second.aggs.data());
+      __builtin_prefetch(aggs);
+      __builtin_prefetch(aggs + 64);
+    }
+  };
+  for (size_t i = 0; i < std::min(n, kSlotAhead); ++i) state.index.prefetch_slot(d[i].hash);
+  for (size_t i = 0; i < std::min(n, kNodeAhead); ++i) state.index.prefetch_entry(d[i].hash);
+  for (size_t i = 0; i < std::min(n, kFindAhead); ++i) find_ahead(d[i]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kSlotAhead < n) state.index.prefetch_slot(d[i + kSlotAhead].hash);
+    if (i + kNodeAhead < n) state.index.prefetch_entry(d[i + kNodeAhead].hash);
+    if (i + kFindAhead < n) find_ahead(d[i + kFindAhead]);
+    GroupDelta& cur = d[i];
+    // A group made by one of the few deltas before it was not there yet.
+    if (!cur.entry) cur.entry = state.index.find(cur.key, cur.hash);
+    apply_group_delta(state, track, cur.row, cur);
+  }
+}
+
+int DecodeAhead::resolved_threads() const {
+  if (threads >= 0) return threads;
+  unsigned cores = std::thread::hardware_concurrency();
+  return cores >= 2 ? int(cores) : 0;
+}
+
+bool View::decodes_ahead() const {
+  return deps_.decode_ahead.resolved_threads() > 0 && spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend;
+}
+
+std::unique_ptr<ParallelDecoder> View::make_decoder(const std::vector<int64_t>& from, const std::vector<int64_t>& to) {
+  ParallelDecoder::Options o;
+  o.log = deps_.log;
+  o.topic = spec_.source.topic;
+  o.schema = spec_.source.schema;
+  o.plan = &spec_.plan;
+  o.tuning = deps_.decode_ahead;
+  o.tuning.threads = deps_.decode_ahead.resolved_threads();
+  return std::make_unique<ParallelDecoder>(std::move(o), from, to);
+}
+
+void View::maybe_decode_ahead() {
+  if (decoding_ || !decodes_ahead() || !failure_.empty()) return;
+  auto info = deps_.log->describe_topic(spec_.source.topic);
+  if (!info) return;
+  // The runner is the only writer of state_'s offsets (a rebuild waits for
+  // rebuild_mu_, which the caller holds), so they are read without the lock.
+  std::vector<int64_t> from = state_.next_offset;
+  from.resize(size_t(info->partitions), 0);
+  std::vector<int64_t> to = from;
+  int64_t behind = 0;
+  for (int32_t p = 0; p < info->partitions; ++p) {
+    auto part = deps_.log->partition(spec_.source.topic, p);
+    if (!part) continue;
+    to[size_t(p)] = std::max(from[size_t(p)], part->high_watermark());
+    behind += to[size_t(p)] - from[size_t(p)];
+  }
+  if (behind >= std::max<int64_t>(1, deps_.decode_ahead.min_records)) decoding_ = make_decoder(from, to);
+}
+
+bool View::apply_block(ViewState& state, bool track, DecodedBlock& b) {
+  const size_t p = size_t(b.partition);
+  if (state.next_offset.size() <= p) state.next_offset.resize(p + 1, 0);
+  if (state.next_offset[p] != b.first_offset) return false;
+  size_t at = 0;
+  for (const DecodedBlock::Error& e : b.errors) {
+    // Errors are reported in event order: what came before is applied first.
+    apply_deltas(state, track, b.deltas.data() + at, e.before - at);
+    at = e.before;
+    record_error(state, b.partition, e.offset, e.reason);
+    if (track && !failure_.empty()) {
+      // on_error = 'stop': the view stays at the bad event.
+      state.events += e.events_before + 1;
+      state.next_offset[p] = e.offset;
+      return false;
+    }
+  }
+  apply_deltas(state, track, b.deltas.data() + at, b.size - at);
+  state.events += b.events;
+  state.next_offset[p] = b.next_offset;
+  if (track && b.events > 0) last_record_ts_ = b.last_timestamp;
+  return true;
+}
+
+int64_t View::apply_decoded(ViewState& state, bool track, ParallelDecoder& decoder, bool* out_of_step) {
+  int64_t applied = 0;
+  while (applied < kBatchRecordsMax) {
+    DecodedBlock* b = decoder.try_next();
+    if (!b) break;
+    bool ok = apply_block(state, track, *b);
+    if (ok) applied += b->events;
+    decoder.release(b);
+    if (!ok) {
+      *out_of_step = true;
+      break;
+    }
+  }
+  return applied;
+}
+
 void View::apply_delta(ViewState& state, bool track, const std::string& identity, const Row& row, int weight,
                        bool count_errors, int32_t partition, int64_t offset) {
   const auto& plan = spec_.plan;
   if (plan.aggregate) {
     GroupDelta& d = single_;
-    switch (prepare_group_delta(row, &d)) {
+    switch (prepare_group_delta(spec_.plan, row, &d, &reason_)) {
       case Prepared::kSkip: return;
       case Prepared::kError:
         if (count_errors) record_error(state, partition, offset, reason_);
@@ -917,7 +1027,7 @@ void View::append_to_chunk(ViewState& state, bool track, int32_t partition, int6
     record_error(state, partition, offset, reason_);
     return;
   }
-  switch (prepare_group_delta(d.row, &d)) {
+  switch (prepare_group_delta(spec_.plan, d.row, &d, &reason_)) {
     case Prepared::kSkip: return;
     case Prepared::kError:
       flush_chunk(state, track);
@@ -1241,12 +1351,24 @@ void View::run() {
   int64_t rate_events = 0;
   while (!stop_) {
     int64_t n = 0;
+    int64_t decoded = 0;
     bool commit_due = false;
     {
       std::lock_guard rl(rebuild_mu_);
+      maybe_decode_ahead();
+      if (decoding_) decoding_->wait(std::chrono::steady_clock::now() + kDecodedWait);
       {
         std::unique_lock lock(state_mu_);
-        if (failure_.empty()) n = process_some(state_, true, nullptr);
+        if (failure_.empty()) {
+          if (decoding_) {
+            bool out_of_step = false;
+            n = decoded = apply_decoded(state_, true, *decoding_, &out_of_step);
+            // Whatever was not decoded ahead is read here from the state's offsets on.
+            if (out_of_step || decoding_->done()) decoding_.reset();
+          } else {
+            n = process_some(state_, true, nullptr);
+          }
+        }
         finish_batch(state_);
         int64_t lag = 0;
         auto info = deps_.log->describe_topic(spec_.source.topic);
@@ -1279,6 +1401,7 @@ void View::run() {
         std::lock_guard lock2(progress_mu_);
         applied_ = state_.next_offset;
         events_since_start_ += n;
+        decoded_ahead_ += decoded;
         if (failure_.empty()) phase_ = state_.caught_up ? "live" : "backfilling";
       }
       progress_cv_.notify_all();
@@ -1292,7 +1415,7 @@ void View::run() {
       rate_events = 0;
       rate_start = now;
     }
-    if (n == 0) {
+    if (n == 0 && !decoding_) {
       std::unique_lock lock(wake_mu_);
       bool pending;
       {
@@ -1304,6 +1427,7 @@ void View::run() {
       wake_ = false;
     }
   }
+  decoding_.reset();
   std::unique_lock lock(state_mu_);
   if (has_dirty() || committed_ != state_.next_offset || !upsert_dirty_.empty()) {
     Status s = commit();
@@ -1370,6 +1494,7 @@ ViewStatus View::status() const {
     std::lock_guard lock(progress_mu_);
     st.state = phase_;
     st.events_since_start = events_since_start_;
+    st.decoded_ahead = decoded_ahead_;
     st.events_per_second = rate_;
     st.recent_errors.assign(recent_errors_.begin(), recent_errors_.end());
     st.failure = failure_;
@@ -1419,6 +1544,18 @@ Result<RebuildReport> View::rebuild() {
     add_global_group(fresh);
   }
   // The runner is paused, so the reading buffers and touched_ are ours.
+  int64_t total = 0;
+  for (int64_t t : target) total += t;
+  if (decodes_ahead() && total >= deps_.decode_ahead.min_records) {
+    auto decoder = make_decoder(fresh.next_offset, target);
+    bool out_of_step = false;
+    while (!decoder->done() && !out_of_step) {
+      decoder->wait(std::chrono::steady_clock::now() + kDecodedWait);
+      apply_decoded(fresh, false, *decoder, &out_of_step);
+    }
+    finish_batch(fresh);
+  }
+  // The rest (all of it when not decoded ahead) on this thread.
   while (true) {
     int64_t n = process_some(fresh, false, &target);
     finish_batch(fresh);

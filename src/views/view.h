@@ -44,6 +44,9 @@ class LogManager;
 
 namespace evert::views {
 
+class ParallelDecoder;
+struct DecodedBlock;
+
 // Memory for a view's groups on transparent huge pages. Every event probes
 // the group index and then its group's node at random; with 4 KiB pages a
 // large view's probes also miss the TLB (a 10 M-event backfill ran about
@@ -74,6 +77,22 @@ struct HugePageAllocator {
   bool operator==(const HugePageAllocator<U>&) const {
     return true;
   }
+};
+
+// When a view of an aggregate over an append-only table decodes its
+// source on other threads, ahead of its own (ParallelDecoder): a backfill,
+// a rebuild, or a live view that fell far behind.
+struct DecodeAhead {
+  // 0: never, the view's thread decodes everything; -1: one per core when
+  // there are two or more (resolved_threads()).
+  int threads = -1;
+  int resolved_threads() const;
+  int64_t min_records = 1 << 18;  // only when the source is at least this far ahead
+  // A stretch of a partition, decoded by one thread. The view takes the
+  // stretches in turn from each thread, so a thread can decode ahead only
+  // as far as its free blocks reach: a stretch fits in half of them.
+  int64_t unit_records = 8192;
+  size_t block_events = 1024;  // records handed over at a time
 };
 
 enum class SourceKind { kAppend, kUpsert, kChangelog };
@@ -109,6 +128,7 @@ struct ViewStatus {
   double progress = 0;  // percent of the source read
   int64_t events = 0;   // events processed in all (persisted)
   int64_t events_since_start = 0;
+  int64_t decoded_ahead = 0;  // of those, records decoded on other threads (DecodeAhead)
   double events_per_second = 0;
   int64_t lag_records = 0;
   int64_t lag_ms = 0;
@@ -189,6 +209,22 @@ class GroupIndex {
   size_t size_ = 0;
 };
 
+// An input row's change to one group of an aggregate view.
+struct GroupDelta {
+  sql::Row row;     // the input row (chunked paths; the per-event path passes its own)
+  std::string key;  // encoded group key
+  sql::Row key_values;  // the key's values, unless every group expression is a column of `row`
+  sql::Row args;
+  uint64_t hash = 0;
+  GroupEntry* entry = nullptr;  // when already looked up
+  int weight = 1;
+};
+enum class Prepared { kReady, kSkip, kError };
+// Evaluates the plan's filter, group key and aggregate arguments over `row`
+// into *d (kSkip: the filter rejects it; kError: *reason says why). Pure:
+// decoding threads call it ahead of the view's thread.
+Prepared prepare_group_delta(const sql::SelectPlan& plan, const sql::Row& row, GroupDelta* d, std::string* reason);
+
 // The state of one view at some source offsets; a rebuild builds a second one.
 struct ViewState {
   GroupMap groups;                                // aggregate views
@@ -222,6 +258,7 @@ class View {
     // bulk and read only when the view opens); the checkpoint and the
     // changelog outbox stay in the default column family.
     rocksdb::ColumnFamilyHandle* state = nullptr;
+    DecodeAhead decode_ahead;
   };
   View(ViewSpec spec, Deps deps);
   ~View();
@@ -266,24 +303,24 @@ class View {
                     std::optional<std::string_view> key, std::optional<std::string_view> value, size_t capacity);
   void apply_delta(ViewState& state, bool track, const std::string& identity, const sql::Row& row, int weight,
                    bool count_errors, int32_t partition, int64_t offset);
-  // An input row's change to one group of an aggregate view.
-  struct GroupDelta {
-    sql::Row row;     // the input row (chunked path; the per-event path passes its own)
-    std::string key;  // encoded group key
-    sql::Row key_values;  // the key's values, unless every group expression is a column of `row`
-    sql::Row args;
-    uint64_t hash = 0;
-    GroupEntry* entry = nullptr;  // when already looked up
-    int weight = 1;
-  };
-  enum class Prepared { kReady, kSkip, kError };  // kError: the reason is in reason_
-  Prepared prepare_group_delta(const sql::Row& row, GroupDelta* d);
   // `row` is the input row `d` was prepared from (a new group evaluates its key there).
   void apply_group_delta(ViewState& state, bool track, const sql::Row& row, GroupDelta& d);
   // Append-source aggregates: decode and prepare into chunk_, apply a chunk at a time.
   void append_to_chunk(ViewState& state, bool track, int32_t partition, int64_t offset,
                        std::optional<std::string_view> value, size_t capacity);
   void flush_chunk(ViewState& state, bool track);
+  // Prepared deltas of an append source, in order, their lookups overlapped.
+  void apply_deltas(ViewState& state, bool track, GroupDelta* deltas, size_t count);
+  // The runner's backfill through decoding_: starts it when the source is
+  // far ahead, applies blocks as they come (up to a lock hold's worth;
+  // returns the records applied), and drops it when done or out of step.
+  void maybe_decode_ahead();
+  // *out_of_step: a block did not follow the state's offsets, or the view
+  // stopped at a malformed event in it; the decoder is of no more use.
+  int64_t apply_decoded(ViewState& state, bool track, ParallelDecoder& decoder, bool* out_of_step);
+  bool apply_block(ViewState& state, bool track, DecodedBlock& block);
+  bool decodes_ahead() const;
+  std::unique_ptr<ParallelDecoder> make_decoder(const std::vector<int64_t>& from, const std::vector<int64_t>& to);
   void finish_batch(ViewState& state);
   void record_error(ViewState& state, int32_t partition, int64_t offset, std::string reason);
   Status commit();
@@ -299,6 +336,7 @@ class View {
   ViewSpec spec_;
   Deps deps_;
   std::unique_ptr<class EventDecoder> decoder_;
+  std::unique_ptr<ParallelDecoder> decoding_;  // the runner's, while a long backfill is decoded ahead
   std::unique_ptr<rocksdb::WriteBatch> commit_batch_;  // commit()'s, reused
 
   mutable std::shared_mutex state_mu_;
@@ -341,6 +379,7 @@ class View {
   std::string failure_;
   std::string phase_ = "backfilling";
   int64_t events_since_start_ = 0;
+  int64_t decoded_ahead_ = 0;
   double rate_ = 0;
   std::atomic<int64_t> last_record_ts_{0};  // written by the runner, read by status()
 

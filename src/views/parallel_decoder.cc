@@ -1,0 +1,234 @@
+#include "views/parallel_decoder.h"
+
+#include <algorithm>
+
+#include "base/assert.h"
+#include "base/logging.h"
+#include "log/log_manager.h"
+#include "log/partition.h"
+#include "log/record_batch.h"
+#include "views/event_decoder.h"
+
+namespace evert::views {
+
+namespace {
+// Per read of the log: about what the rest of the stretch needs, from the
+// bytes per record seen so far, within these bounds.
+constexpr uint64_t kReadBytesMax = 1 << 20;
+constexpr uint64_t kReadBytesMin = 64 << 10;
+}  // namespace
+
+struct ParallelDecoder::Worker {
+  explicit Worker(const sql::Schema& schema) : decoder(schema) {}
+  EventDecoder decoder;
+  std::string buffer;  // source bytes, padded for the JSON parser
+  std::string scratch;
+  std::string reason;
+  std::vector<log::Record> records;
+  double bytes_per_record = 0;  // of the reads so far; 0: none yet
+  std::vector<std::unique_ptr<DecodedBlock>> blocks;  // all of this worker's, wherever they are
+
+  // Guards the two lists; `cv` wakes the worker (a block is free again) and
+  // the consumer (a block is ready).
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<DecodedBlock*> ready;  // in the order of the worker's stretches
+  std::vector<DecodedBlock*> free;
+  std::thread thread;
+};
+
+ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& from, const std::vector<int64_t>& to)
+    : options_(std::move(options)) {
+  // Stretches in turn across the partitions, so that every partition moves
+  // on and the workers share each partition's records.
+  const int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
+  std::vector<std::vector<Unit>> per_partition(std::min(from.size(), to.size()));
+  for (size_t p = 0; p < per_partition.size(); ++p) {
+    for (int64_t a = from[p]; a < to[p]; a += unit)
+      per_partition[p].push_back(Unit{int32_t(p), a, std::min(a + unit, to[p])});
+  }
+  for (size_t k = 0;; ++k) {
+    bool any = false;
+    for (const auto& list : per_partition) {
+      if (k < list.size()) {
+        units_.push_back(list[k]);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  int threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
+  threads = int(std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1)));
+  for (int i = 0; i < threads; ++i) {
+    auto w = std::make_unique<Worker>(options_.schema);
+    for (size_t b = 0; b < kBlocksPerWorker; ++b) {
+      w->blocks.push_back(std::make_unique<DecodedBlock>());
+      w->free.push_back(w->blocks.back().get());
+    }
+    workers_.push_back(std::move(w));
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->thread = std::thread([this, i] {
+      for (size_t u = i; u < units_.size() && !stop_; u += workers_.size()) decode_unit(*workers_[i], u);
+    });
+  }
+}
+
+ParallelDecoder::~ParallelDecoder() {
+  stop_ = true;
+  for (auto& w : workers_) {
+    std::lock_guard lock(w->mu);
+    w->cv.notify_all();
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+DecodedBlock* ParallelDecoder::acquire(Worker& w, size_t unit_index, int32_t partition, int64_t first_offset) {
+  std::unique_lock lock(w.mu);
+  w.cv.wait(lock, [&] { return !w.free.empty() || stop_.load(); });
+  if (stop_) return nullptr;
+  DecodedBlock* b = w.free.back();
+  w.free.pop_back();
+  b->unit = unit_index;
+  b->unit_done = false;
+  b->partition = partition;
+  b->first_offset = first_offset;
+  b->next_offset = first_offset;
+  b->events = 0;
+  b->last_timestamp = 0;
+  b->size = 0;
+  b->errors.clear();
+  return b;
+}
+
+void ParallelDecoder::publish(Worker& w, DecodedBlock* block) {
+  std::lock_guard lock(w.mu);
+  w.ready.push_back(block);
+  w.cv.notify_all();
+}
+
+namespace {
+
+// One record of an append source into the block: a prepared delta, an
+// error, or nothing (the view's filter rejects it).
+void add_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& reason, DecodedBlock& b,
+               const log::Record& r, size_t capacity) {
+  int64_t before = b.events++;
+  b.last_timestamp = r.timestamp;
+  auto fail = [&](std::string why) { b.errors.push_back({b.size, before, r.offset, std::move(why)}); };
+  if (!r.value) return fail("null value (a tombstone) in an append-only table");
+  if (b.size == b.deltas.size()) b.deltas.emplace_back();
+  GroupDelta& d = b.deltas[b.size];
+  if (!decoder.decode_row(*r.value, capacity, &d.row, &reason)) return fail(reason);
+  switch (prepare_group_delta(plan, d.row, &d, &reason)) {
+    case Prepared::kSkip: return;
+    case Prepared::kError: return fail(reason);
+    case Prepared::kReady: break;
+  }
+  d.weight = +1;
+  d.entry = nullptr;
+  ++b.size;
+}
+
+}  // namespace
+
+// Reads the stretch's records as View::process_some does, in blocks of
+// tuning.block_events; a stretch always ends with a block marked unit_done (empty
+// when nothing could be read: the view's thread then reads on from there).
+void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
+  const Unit& u = units_[unit_index];
+  int64_t next = u.from;
+  DecodedBlock* b = acquire(w, unit_index, u.partition, next);
+  if (!b) return;
+  auto part = options_.log->partition(options_.topic, u.partition);
+  while (part && next < u.to && !stop_) {
+    if (next < part->log_start_offset()) next = part->log_start_offset();
+    uint64_t want = kReadBytesMax;
+    if (w.bytes_per_record > 0) {
+      double rest = double(u.to - next) * w.bytes_per_record * 1.1;
+      want = std::clamp<uint64_t>(uint64_t(rest) + kReadBytesMin / 4, kReadBytesMin, kReadBytesMax);
+    }
+    auto rr = part->read(next, want);
+    if (!rr || !rr->slice) break;
+    const io::FileRange& slice = *rr->slice;
+    w.buffer.resize(slice.size_bytes + EventDecoder::kPadding);
+    auto got = slice.file->read_at(slice.position,
+                                   MutableByteSpan(reinterpret_cast<uint8_t*>(w.buffer.data()), slice.size_bytes));
+    if (!got) {
+      log_warn("decoding {}/{} ahead of a view: {}", options_.topic, u.partition, got.status().to_string());
+      break;
+    }
+    const int64_t started_at = next;
+    const size_t size = *got;
+    const char* buf_end = w.buffer.data() + w.buffer.size();
+    size_t pos = 0;
+    while (pos + log::batch_layout::kHeaderSize <= size && next < u.to) {
+      auto bytes = ByteSpan(reinterpret_cast<const uint8_t*>(w.buffer.data()) + pos, size - pos);
+      log::BatchHeader h = log::decode_batch_header(bytes);
+      size_t total = h.total_size();
+      if (total < log::batch_layout::kHeaderSize || pos + total > size) break;
+      if (h.last_offset() >= next && !h.control()) {
+        Status decoded = log::decode_records(ByteSpan(bytes.data(), total), &w.scratch, &w.records);
+        if (!decoded) {
+          b->errors.push_back({b->size, b->events, h.base_offset, "unreadable batch: " + decoded.message()});
+        } else {
+          for (const log::Record& r : w.records) {
+            if (r.offset < next) continue;
+            if (r.offset >= u.to) {
+              next = u.to;  // offsets are increasing: none below `to` is left
+              break;
+            }
+            size_t capacity = 0;
+            if (r.value && r.value->data() >= w.buffer.data() && r.value->data() < buf_end)
+              capacity = size_t(buf_end - r.value->data());
+            add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
+            next = r.offset + 1;
+            if (size_t(b->events) >= std::max<size_t>(1, options_.tuning.block_events)) {
+              b->next_offset = next;
+              publish(w, b);
+              b = acquire(w, unit_index, u.partition, next);
+              if (!b) return;
+            }
+          }
+        }
+      }
+      if (h.last_offset() + 1 > next && h.last_offset() + 1 <= u.to) next = h.last_offset() + 1;
+      pos += total;
+    }
+    if (next == started_at) break;  // nothing more can be read here
+    if (pos > 0) w.bytes_per_record = double(pos) / double(next - started_at);
+  }
+  b->next_offset = next;
+  b->unit_done = true;
+  publish(w, b);
+}
+
+void ParallelDecoder::wait(std::chrono::steady_clock::time_point deadline) {
+  if (done()) return;
+  Worker& w = *workers_[next_unit_ % workers_.size()];
+  std::unique_lock lock(w.mu);
+  w.cv.wait_until(lock, deadline, [&] { return !w.ready.empty(); });
+}
+
+DecodedBlock* ParallelDecoder::try_next() {
+  if (done()) return nullptr;
+  Worker& w = *workers_[next_unit_ % workers_.size()];
+  std::lock_guard lock(w.mu);
+  if (w.ready.empty()) return nullptr;
+  DecodedBlock* b = w.ready.front();
+  w.ready.pop_front();
+  EVERT_CHECK_MSG(b->unit == next_unit_, "a worker's blocks come in the order of its stretches");
+  if (b->unit_done) ++next_unit_;
+  return b;
+}
+
+void ParallelDecoder::release(DecodedBlock* block) {
+  Worker& w = *workers_[block->unit % workers_.size()];
+  std::lock_guard lock(w.mu);
+  w.free.push_back(block);
+  w.cv.notify_all();
+}
+
+}  // namespace evert::views
