@@ -74,6 +74,12 @@ void add_serve_command(CLI::App& app) {
       ->envname("EVERT_AUTO_CREATE_TOPICS")->capture_default_str();
   cmd->add_option("--default-partitions", c.default_partitions, "Partitions of auto-created topics")
       ->envname("EVERT_DEFAULT_PARTITIONS")->check(CLI::Range(1, 10000))->capture_default_str();
+  cmd->add_option("--view-decode-threads", c.view_decode_threads,
+                  "Threads decoding a long view backfill ahead of the view (-1: one per core, 0: none)")
+      ->envname("EVERT_VIEW_DECODE_THREADS")->check(CLI::Range(-1, 16))->capture_default_str();
+  cmd->add_option("--view-decode-ahead-records", c.view_decode_ahead_records,
+                  "How far behind its source a view must be for those threads to start")
+      ->envname("EVERT_VIEW_DECODE_AHEAD_RECORDS")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--io-threads", c.io_threads, "Network threads")
       ->envname("EVERT_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--max-request-bytes", c.max_request_bytes, "Largest request frame accepted")

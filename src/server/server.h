@@ -34,6 +34,11 @@ struct ServerConfig {
   bool auto_create_topics = true;
   int32_t default_partitions = 1;
   int io_threads = 2;
+  // Views: threads decoding a long backfill ahead of each view (-1: one per
+  // core when there are two or more; 0: none), and how far behind a view
+  // must be for them to start.
+  int view_decode_threads = -1;
+  int64_t view_decode_ahead_records = views::DecodeAhead{}.min_records;
   uint32_t max_request_bytes = 100u << 20;
 };
 
