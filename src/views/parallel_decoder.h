@@ -69,7 +69,7 @@ class ParallelDecoder {
   // Every block has been handed out.
   bool done() const { return next_unit_ >= units_.size(); }
 
-  static constexpr size_t kBlocksPerWorker = 16;  // decoded ahead, per worker
+  static constexpr size_t kBlocksPerWorker = 32;  // decoded ahead, per worker
   static constexpr int kThreadsMax = 16;
 
  private:

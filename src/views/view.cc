@@ -45,7 +45,9 @@ constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
 constexpr auto kDecodedWait = std::chrono::milliseconds(20);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
-constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.message.bytes
+constexpr size_t kChangelogBatchBytes = 512 << 10;
+// A commit of at least this many groups builds its changelog on a second thread.
+constexpr size_t kParallelCommitMin = 16384;  // below the default max.message.bytes
 
 void put_u64(std::string* out, uint64_t v) {
   char b[8];
@@ -1157,11 +1159,7 @@ Status View::commit() {
   rocksdb::WriteBatch& wb = *commit_batch_;
   wb.Clear();
   bool aggregate = spec_.plan.aggregate;
-  // Changelog records, in batches that stay under the topic's message size.
-  std::vector<std::string> batches;
-  std::unique_ptr<log::BatchBuilder> changes;
   int64_t ts = now_ms();
-  int64_t count = 0;
   std::string offsets_json;
   if (!spec_.changelog_topic.empty()) {
     JsonWriter o;
@@ -1173,7 +1171,6 @@ Status View::commit() {
     o.end_object();
     offsets_json = o.str();
   }
-  Row after_row;
   // In key order: RocksDB's memtable inserts ascending keys cheaply (each
   // starts where the previous one ended), and random order made a commit
   // of many groups cost several microseconds per key. The sort compares
@@ -1201,40 +1198,51 @@ Status View::commit() {
     return *a.key < *b.key;
   });
   const std::string group_prefix = prefix('g'), row_prefix = prefix('r');
+  auto group_of = [&](const Item& item) {
+    return item.group ? item.group : state_.index.find(*item.key, GroupIndex::hash(*item.key));
+  };
+  // The state of item i into the write batch.
   std::string db_key, encoded;
-  JsonWriter change_json;  // one changelog value at a time, its buffer reused
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    if (i + kAhead < sorted.size()) {
-      if (GroupEntry* next = sorted[i + kAhead].group) {
-        __builtin_prefetch(next);
-        __builtin_prefetch(reinterpret_cast<const char*>(next) + 64);
-        __builtin_prefetch(next->second.aggs.data());
-      }
+  auto store = [&](size_t i) {
+    const std::string& key = *sorted[i].key;
+    if (!aggregate) {
+      put_row(wb, deps_.state, row_prefix + key, state_.rows, key);
+      return;
     }
+    db_key.assign(group_prefix).append(key);
+    if (GroupEntry* g = group_of(sorted[i])) {
+      ViewCodec::encode_group(g->second, &encoded);
+      wb.Put(deps_.state, db_key, encoded);
+    } else {
+      wb.Delete(deps_.state, db_key);
+    }
+  };
+  // A group's output row is computed here (and cached as the committed
+  // row); the changelog record of item i follows when its row changed.
+  struct Publisher {  // changelog records, in batches that stay under the topic's message size
+    JsonWriter json;  // one changelog value at a time, its buffer reused
+    Row after_row;
+    std::unique_ptr<log::BatchBuilder> changes;
+    std::vector<std::string> batches;
+    int64_t count = 0;
+  };
+  auto publish = [&](size_t i, Publisher& pub) {
     const std::string& key = *sorted[i].key;
     const std::optional<Row>& before = *sorted[i].before;
     const Row* after = nullptr;  // the row now, when the view shows one (no copy)
     GroupEntry* g = nullptr;
     if (aggregate) {
-      db_key.assign(group_prefix).append(key);
-      g = sorted[i].group;
-      if (!g) g = state_.index.find(key, GroupIndex::hash(key));
+      g = group_of(sorted[i]);
       if (g) {
         recompute(g->second);
         if (g->second.visible) after = &g->second.out;
-        ViewCodec::encode_group(g->second, &encoded);
-        wb.Put(deps_.state, db_key, encoded);
-      } else {
-        wb.Delete(deps_.state, db_key);
       }
-    } else {
-      if (visible_row(state_, key, &after_row)) after = &after_row;
-      put_row(wb, deps_.state, row_prefix + key, state_.rows, key);
+    } else if (visible_row(state_, key, &pub.after_row)) {
+      after = &pub.after_row;
     }
-    if (spec_.changelog_topic.empty() || rows_equal(before ? &*before : nullptr, after, false)) continue;
+    if (spec_.changelog_topic.empty() || rows_equal(before ? &*before : nullptr, after, false)) return;
     std::string key_json = key_to_json(key, g ? &g->second : nullptr);
-    JsonWriter& v = change_json;
+    JsonWriter& v = pub.json;
     v.clear();
     v.begin_object();
     v.key("key");
@@ -1254,15 +1262,49 @@ Status View::commit() {
     v.key("source_offsets");
     v.raw(offsets_json);
     v.end_object();
-    if (!changes) changes = std::make_unique<log::BatchBuilder>(ts);
-    changes->add(key_json, v.str(), ts);
-    ++count;
-    if (changes->size_bytes() >= kChangelogBatchBytes) {
-      batches.push_back(changes->finish());
-      changes.reset();
+    if (!pub.changes) pub.changes = std::make_unique<log::BatchBuilder>(ts);
+    pub.changes->add(key_json, v.str(), ts);
+    ++pub.count;
+    if (pub.changes->size_bytes() >= kChangelogBatchBytes) {
+      pub.batches.push_back(pub.changes->finish());
+      pub.changes.reset();
+    }
+  };
+  auto prefetch = [&](size_t i) {
+    if (i >= sorted.size()) return;
+    if (GroupEntry* next = sorted[i].group) {
+      __builtin_prefetch(next);
+      __builtin_prefetch(reinterpret_cast<const char*>(next) + 64);
+      __builtin_prefetch(next->second.aggs.data());
+    }
+  };
+  constexpr size_t kAhead = 8;
+  Publisher pub;
+  if (aggregate && sorted.size() >= kParallelCommitMin) {
+    // A backfill's first commit holds every group: the changelog records
+    // (most of the work) are built on a second thread while this one
+    // writes the groups' state; neither writes what the other reads.
+    std::thread publisher([&] {
+      for (size_t i = 0; i < sorted.size(); ++i) {
+        prefetch(i + kAhead);
+        publish(i, pub);
+      }
+    });
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      prefetch(i + kAhead);
+      store(i);
+    }
+    publisher.join();
+  } else {
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      prefetch(i + kAhead);
+      store(i);
+      publish(i, pub);
     }
   }
-  if (changes && changes->record_count() > 0) batches.push_back(changes->finish());
+  if (pub.changes && pub.changes->record_count() > 0) pub.batches.push_back(pub.changes->finish());
+  std::vector<std::string>& batches = pub.batches;
+  const int64_t count = pub.count;
   for (const std::string& key : upsert_dirty_) {
     put_row(wb, deps_.state, prefix('u') + key, state_.upsert, key);
   }
