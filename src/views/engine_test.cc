@@ -1055,5 +1055,36 @@ TEST_F(EngineTest, DecodingAheadStopsAtTheBadEvent) {
   EXPECT_EQ(query("SELECT * FROM strict ORDER BY name"), "'a' 3; 'b' 2");
 }
 
+// A commit of more than 16,384 groups builds its changelog on a second
+// thread (View::commit): a view over the view must see every group of it,
+// and the groups' state must survive a restart.
+TEST_F(EngineTest, ALargeFirstCommitPublishesEveryGroup) {
+  ok("CREATE TABLE events (id bigint, name text)");
+  std::vector<std::optional<std::string>> values;
+  for (int i = 0; i < 20000; ++i) values.push_back(fmt::format(R"({{"id": {}, "name": "n{}"}})", i, i % 17000));
+  int64_t last = produce("events", 0, values);
+  ok("CREATE MATERIALIZED VIEW per_name AS SELECT name, count(*) AS n FROM events GROUP BY name");
+  ok("CREATE MATERIALIZED VIEW histogram AS SELECT n, count(*) AS names FROM per_name GROUP BY n");
+  EXPECT_EQ(query("SELECT count(*), sum(n) FROM per_name", waiting_for({{"events", 0, last}})), "17000 20000");
+  auto histogram = [&] {
+    std::string got;
+    for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+      got = query("SELECT * FROM histogram ORDER BY n");
+      if (got == "1 14000; 2 3000") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return got;
+  };
+  EXPECT_EQ(histogram(), "1 14000; 2 3000");
+  auto info = log_->describe_topic("_evert.view.per_name");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(log_->partition("_evert.view.per_name", 0)->high_watermark(), 17000);
+  reopen();
+  EXPECT_EQ(query("SELECT count(*), sum(n) FROM per_name"), "17000 20000");
+  EXPECT_EQ(query("SELECT n FROM per_name WHERE name = 'n16999'"), "1");
+  EXPECT_EQ(query("SELECT n FROM per_name WHERE name = 'n2999'"), "2");
+  EXPECT_EQ(histogram(), "1 14000; 2 3000");
+}
+
 }  // namespace
 }  // namespace evert::views
