@@ -516,9 +516,10 @@ def backfill_evert(ctx):
     if res.returncode != 0:
         raise RuntimeError("view_bench failed: " + res.stdout[-3000:])
     for line in res.stdout.splitlines():
-        m = re.match(r"backfill run \d+: [\d.]+ s, (\d+) events/s", line)
+        m = re.match(r"backfill run \d+, (one thread|decoding ahead): [\d.]+ s, (\d+) events/s", line)
         if m:
-            ctx.results.add("backfill", "from existing events", "evert", "rate", float(m.group(1)), "events/s")
+            system = "evert, one core" if m.group(1) == "one thread" else "evert"
+            ctx.results.add("backfill", "from existing events", system, "rate", float(m.group(2)), "events/s")
         m = re.match(r"steady run \d+: .*: (\d+) events/s", line)
         if m:
             ctx.results.add("aggregate", "maintain in-process (view_bench)", "evert", "rate", float(m.group(1)), "events/s")
