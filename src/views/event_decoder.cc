@@ -59,10 +59,12 @@ struct EventDecoder::Impl {
     uint32_t size = 0;
   };
   std::vector<QuotedName> quoted;
+  std::vector<uint8_t> keep;  // per column: its text is copied into the row
 
   void set_schema(sql::Schema s) {
     schema = std::move(s);
     quoted.assign(schema.size(), QuotedName{});
+    keep.assign(schema.size(), 1);
     for (size_t i = 0; i < schema.size(); ++i) {
       const std::string& name = schema[i].name;
       bool plain = name.size() + 1 <= sizeof(QuotedName::bytes);
@@ -203,8 +205,10 @@ struct EventDecoder::Impl {
           if (!string(&text)) return false;
           if (out) {
             if (type == Type::kText) {
-              out->type = Type::kText;
-              out->s.assign(text.data(), text.size());
+              if (keep[size_t(col)]) {
+                out->type = Type::kText;
+                out->s.assign(text.data(), text.size());
+              }
             } else if (type == Type::kTimestamp) {
               auto t = sql::parse_timestamp(text);
               if (!t) return false;
@@ -449,6 +453,10 @@ struct EventDecoder::Impl {
 
 EventDecoder::EventDecoder(sql::Schema schema) : impl_(std::make_unique<Impl>()) { impl_->set_schema(std::move(schema)); }
 EventDecoder::~EventDecoder() = default;
+
+void EventDecoder::keep_only(const std::vector<bool>& columns) {
+  for (size_t i = 0; i < impl_->keep.size(); ++i) impl_->keep[i] = i >= columns.size() || columns[i];
+}
 
 bool EventDecoder::decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
   if (impl_->fast_row(json, capacity >= json.size() + kPadding, row)) return true;

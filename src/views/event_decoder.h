@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sql/plan.h"
 
@@ -26,6 +27,10 @@ class EventDecoder {
   bool decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
   // simdjson alone: what decode_row must agree with.
   bool decode_row_full(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
+  // Only these columns (by index) are read from the rows decode_row
+  // returns: text values of the others are still checked but not copied,
+  // and read as NULL. Every column by default.
+  void keep_only(const std::vector<bool>& columns);
   // A changelog record: before/after rows (absent = nullopt).
   bool decode_change(std::string_view json, size_t capacity, std::optional<sql::Row>* before,
                      std::optional<sql::Row>* after, std::string* reason);

@@ -409,5 +409,21 @@ TEST(EventDecoderTest, FastPathAgreesWithSimdjson) {
   EXPECT_GT(agreed_ok, 1000);  // the generator does produce decodable rows
 }
 
+// keep_only(): the text of a column nobody reads is not copied (it reads as
+// NULL), but is still checked, so what is malformed stays malformed.
+TEST(EventDecoderTest, ColumnsNotKeptAreCheckedButNotCopied) {
+  EventDecoder d(kSchema);
+  d.keep_only({true, false, true, true, true});
+  EXPECT_EQ(decode(d, R"({"id":1,"name":"a","price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})"),
+            "[int:1, NULL, double:2.5, true, ts:2024-01-02 03:04:05]");
+  EXPECT_EQ(decode(d, R"({"id":1,"name":7,"price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})"),
+            "error: field \"name\" is not of type text");
+  EXPECT_EQ(decode(d, R"({"id":1,"price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})"),
+            "error: missing field \"name\"");
+  d.keep_only({false, true});  // columns past the list are kept
+  EXPECT_EQ(decode(d, R"({"id":1,"name":"a","price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})"),
+            "[int:1, 'a', double:2.5, true, ts:2024-01-02 03:04:05]");
+}
+
 }  // namespace
 }  // namespace evert::views

@@ -61,6 +61,7 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
   threads = int(std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1)));
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>(options_.schema);
+    w->decoder.keep_only(columns_read(*options_.plan));
     for (size_t b = 0; b < kBlocksPerWorker; ++b) {
       w->blocks.push_back(std::make_unique<DecodedBlock>());
       w->free.push_back(w->blocks.back().get());

@@ -455,7 +455,11 @@ View::View(ViewSpec spec, Deps deps)
     : spec_(std::move(spec)),
       deps_(deps),
       decoder_(std::make_unique<EventDecoder>(spec_.source.schema)),
-      commit_batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+      commit_batch_(std::make_unique<rocksdb::WriteBatch>()) {
+  // An aggregate over an append-only table reads its rows only through
+  // prepare_group_delta (append_to_chunk): the other columns' text is not copied.
+  if (spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend) decoder_->keep_only(columns_read(spec_.plan));
+}
 
 View::~View() { stop(); }
 
@@ -646,6 +650,22 @@ bool View::visible_row(const ViewState& state, const std::string& key, Row* out)
   if (it == state.rows.end()) return false;
   *out = it->second;
   return true;
+}
+
+std::vector<bool> columns_read(const sql::SelectPlan& plan) {
+  std::vector<bool> read(plan.input.size(), false);
+  std::function<void(const sql::Expr&)> walk = [&](const sql::Expr& e) {
+    if (e.kind == sql::ExprKind::kColumn && e.column >= 0 && size_t(e.column) < read.size()) read[size_t(e.column)] = true;
+    for (const auto& a : e.args) {
+      if (a) walk(*a);
+    }
+  };
+  if (plan.filter) walk(*plan.filter);
+  for (const auto& g : plan.group_exprs) walk(*g);
+  for (const auto& a : plan.aggs) {
+    if (a.arg) walk(*a.arg);
+  }
+  return read;
 }
 
 Prepared prepare_group_delta(const sql::SelectPlan& plan, const Row& row, GroupDelta* d, std::string* reason) {

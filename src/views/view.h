@@ -219,6 +219,8 @@ struct GroupDelta {
   GroupEntry* entry = nullptr;  // when already looked up
   int weight = 1;
 };
+// The input columns prepare_group_delta() and a new group's key read.
+std::vector<bool> columns_read(const sql::SelectPlan& plan);
 enum class Prepared { kReady, kSkip, kError };
 // Evaluates the plan's filter, group key and aggregate arguments over `row`
 // into *d (kSkip: the filter rejects it; kError: *reason says why). Pure:
