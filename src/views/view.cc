@@ -136,10 +136,12 @@ struct ViewCodec {
       put_u64(&out, bits);
       std::memcpy(&bits, &a.dcomp, 8);
       put_u64(&out, bits);
-      put_u64(&out, a.values.size());
-      for (const auto& [v, n] : a.values) {
-        sql::encode_key(v, &out);
-        put_u64(&out, uint64_t(n));
+      put_u64(&out, a.values ? a.values->size() : 0);
+      if (a.values) {
+        for (const auto& [v, n] : *a.values) {
+          sql::encode_key(v, &out);
+          put_u64(&out, uint64_t(n));
+        }
       }
     }
     sql::encode_row(g.key, &out);
@@ -150,7 +152,8 @@ struct ViewCodec {
     uint64_t rows, naggs;
     if (!get_u64(in, &pos, &rows) || !get_u64(in, &pos, &naggs) || naggs > 1024) return false;
     g->rows = int64_t(rows);
-    g->aggs.assign(naggs, AggState{});
+    g->aggs.clear();
+    g->aggs.resize(naggs);
     for (AggState& a : g->aggs) {
       uint64_t count, hi, lo, bits, comp, nvalues;
       if (!get_u64(in, &pos, &count) || !get_u64(in, &pos, &hi) || !get_u64(in, &pos, &lo) ||
@@ -164,7 +167,8 @@ struct ViewCodec {
         auto v = sql::decode_key(in, &pos);
         uint64_t n;
         if (!v || !get_u64(in, &pos, &n)) return false;
-        a.values.emplace(std::move(*v), int64_t(n));
+        if (!a.values) a.values = std::make_unique<ValueCounts>();
+        a.values->emplace(std::move(*v), int64_t(n));
       }
     }
     auto key = sql::decode_row(in.substr(pos));
@@ -202,12 +206,12 @@ Row group_combined(const sql::SelectPlan& plan, const Group& g) {
         }
         break;
       case sql::AggKind::kMin:
-        if (!a.values.empty()) v = a.values.begin()->first;
+        if (a.values && !a.values->empty()) v = a.values->begin()->first;
         break;
       case sql::AggKind::kMax:
-        if (!a.values.empty()) v = a.values.rbegin()->first;
+        if (a.values && !a.values->empty()) v = a.values->rbegin()->first;
         break;
-      case sql::AggKind::kCountDistinct: v = Value::integer(int64_t(a.values.size())); break;
+      case sql::AggKind::kCountDistinct: v = Value::integer(a.values ? int64_t(a.values->size()) : 0); break;
     }
     combined.push_back(std::move(v));
   }
@@ -278,11 +282,12 @@ void apply_to_group(const sql::SelectPlan& plan, Group& g, const Row& args, int 
       case sql::AggKind::kMin:
       case sql::AggKind::kMax:
       case sql::AggKind::kCountDistinct: {
-        auto vit = a.values.find(v);
-        if (vit == a.values.end()) {
-          if (weight > 0) a.values.emplace(v, weight);
+        if (!a.values) a.values = std::make_unique<ValueCounts>();
+        auto vit = a.values->find(v);
+        if (vit == a.values->end()) {
+          if (weight > 0) a.values->emplace(v, weight);
         } else if ((vit->second += weight) <= 0) {
-          a.values.erase(vit);
+          a.values->erase(vit);
         }
         break;
       }

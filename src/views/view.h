@@ -145,13 +145,17 @@ struct RebuildReport {
   int64_t differences = 0;  // rows whose rebuilt value differed from the maintained one
 };
 
+using ValueCounts = std::map<sql::Value, int64_t, sql::ValueLess>;
+
+// One cache line: COUNT, SUM and AVG, most aggregates, touch nothing else.
 struct AggState {
   int64_t count = 0;  // non-null inputs
   __int128 isum = 0;
   double dsum = 0;
   double dcomp = 0;  // Neumaier compensation: the sum is dsum + dcomp
-  std::map<sql::Value, int64_t, sql::ValueLess> values;  // MIN/MAX/COUNT DISTINCT
+  std::unique_ptr<ValueCounts> values;  // MIN/MAX/COUNT DISTINCT: each value's multiplicity (null: none yet)
 };
+static_assert(sizeof(AggState) <= 64);
 
 struct Group {
   sql::Row key;
