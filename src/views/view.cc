@@ -787,28 +787,29 @@ void View::flush_chunk(ViewState& state, bool track) {
 
 void View::apply_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
   // Once the groups outgrow the caches each costs three misses in turn:
-  // its index slot, its node, its aggregates. Each is requested a few
-  // deltas before it is needed, so that those of consecutive deltas overlap.
-  constexpr size_t kSlotAhead = 24, kNodeAhead = 16, kFindAhead = 8;
-  auto find_ahead = [&](GroupDelta& a) {
-    a.entry = state.index.find(a.key, a.hash);
-    if (a.entry) {
-      const char* aggs = reinterpret_cast<const char*>(a.entry->second.aggs.data());
-      __builtin_prefetch(aggs);
-      __builtin_prefetch(aggs + 64);
+  // its index slot, its node, its aggregates. They are requested for a
+  // chunk of deltas at a time, each kind after the one it depends on has
+  // arrived, so that a chunk's misses overlap.
+  constexpr size_t kChunk = 16;
+  for (size_t from = 0; from < n; from += kChunk) {
+    const size_t to = std::min(n, from + kChunk);
+    for (size_t i = from; i < to; ++i) state.index.prefetch_slot(d[i].hash);
+    for (size_t i = from; i < to; ++i) state.index.prefetch_entry(d[i].hash);
+    for (size_t i = from; i < to; ++i) {
+      GroupDelta& a = d[i];
+      a.entry = state.index.find(a.key, a.hash);
+      if (a.entry) {
+        const char* aggs = reinterpret_cast<const char*>(a.entry->second.aggs.data());
+        __builtin_prefetch(aggs);
+        __builtin_prefetch(aggs + 64);
+      }
     }
-  };
-  for (size_t i = 0; i < std::min(n, kSlotAhead); ++i) state.index.prefetch_slot(d[i].hash);
-  for (size_t i = 0; i < std::min(n, kNodeAhead); ++i) state.index.prefetch_entry(d[i].hash);
-  for (size_t i = 0; i < std::min(n, kFindAhead); ++i) find_ahead(d[i]);
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kSlotAhead < n) state.index.prefetch_slot(d[i + kSlotAhead].hash);
-    if (i + kNodeAhead < n) state.index.prefetch_entry(d[i + kNodeAhead].hash);
-    if (i + kFindAhead < n) find_ahead(d[i + kFindAhead]);
-    GroupDelta& cur = d[i];
-    // A group made by one of the few deltas before it was not there yet.
-    if (!cur.entry) cur.entry = state.index.find(cur.key, cur.hash);
-    apply_group_delta(state, track, cur.row, cur);
+    for (size_t i = from; i < to; ++i) {
+      GroupDelta& cur = d[i];
+      // A group made by a delta before it in the chunk was not there yet.
+      if (!cur.entry) cur.entry = state.index.find(cur.key, cur.hash);
+      apply_group_delta(state, track, cur.row, cur);
+    }
   }
 }
 
