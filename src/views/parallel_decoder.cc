@@ -6,7 +6,6 @@
 #include "base/logging.h"
 #include "log/log_manager.h"
 #include "log/partition.h"
-#include "log/record_batch.h"
 #include "views/event_decoder.h"
 
 namespace evert::views {
@@ -21,10 +20,8 @@ constexpr uint64_t kReadBytesMin = 64 << 10;
 struct ParallelDecoder::Worker {
   explicit Worker(const sql::Schema& schema) : decoder(schema) {}
   EventDecoder decoder;
-  std::string buffer;  // source bytes, padded for the JSON parser
-  std::string scratch;
+  SourceReader reader;
   std::string reason;
-  std::vector<log::Record> records;
   double bytes_per_record = 0;  // of the reads so far; 0: none yet
   std::vector<std::unique_ptr<DecodedBlock>> blocks;  // all of this worker's, wherever they are
 
@@ -135,71 +132,49 @@ void add_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& 
 
 }  // namespace
 
-// Reads the stretch's records as View::process_some does, in blocks of
-// tuning.block_events; a stretch always ends with a block marked unit_done (empty
-// when nothing could be read: the view's thread then reads on from there).
+// Reads the stretch's records as View::process_some does (SourceReader), in
+// blocks of tuning.block_events. A stretch always ends with a block marked
+// unit_done (empty when nothing could be read: the view's thread then reads
+// on from there).
 void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
   const Unit& u = units_[unit_index];
   int64_t next = u.from;
   DecodedBlock* b = acquire(w, unit_index, u.partition, next);
   if (!b) return;
   auto part = options_.log->partition(options_.topic, u.partition);
+  const size_t block_events = std::max<size_t>(1, options_.tuning.block_events);
   while (part && next < u.to && !stop_) {
-    if (next < part->log_start_offset()) next = part->log_start_offset();
     uint64_t want = kReadBytesMax;
     if (w.bytes_per_record > 0) {
       double rest = double(u.to - next) * w.bytes_per_record * 1.1;
       want = std::clamp<uint64_t>(uint64_t(rest) + kReadBytesMin / 4, kReadBytesMin, kReadBytesMax);
     }
-    auto rr = part->read(next, want);
-    if (!rr || !rr->slice) break;
-    const io::FileRange& slice = *rr->slice;
-    w.buffer.resize(slice.size_bytes + EventDecoder::kPadding);
-    auto got = slice.file->read_at(slice.position,
-                                   MutableByteSpan(reinterpret_cast<uint8_t*>(w.buffer.data()), slice.size_bytes));
+    auto got = w.reader.read(*part, &next, want);
     if (!got) {
       log_warn("decoding {}/{} ahead of a view: {}", options_.topic, u.partition, got.status().to_string());
       break;
     }
     const int64_t started_at = next;
-    const size_t size = *got;
-    const char* buf_end = w.buffer.data() + w.buffer.size();
-    size_t pos = 0;
-    while (pos + log::batch_layout::kHeaderSize <= size && next < u.to) {
-      auto bytes = ByteSpan(reinterpret_cast<const uint8_t*>(w.buffer.data()) + pos, size - pos);
-      log::BatchHeader h = log::decode_batch_header(bytes);
-      size_t total = h.total_size();
-      if (total < log::batch_layout::kHeaderSize || pos + total > size) break;
-      if (h.last_offset() >= next && !h.control()) {
-        Status decoded = log::decode_records(ByteSpan(bytes.data(), total), &w.scratch, &w.records);
-        if (!decoded) {
-          b->errors.push_back({b->size, b->events, h.base_offset, "unreadable batch: " + decoded.message()});
-        } else {
-          for (const log::Record& r : w.records) {
-            if (r.offset < next) continue;
-            if (r.offset >= u.to) {
-              next = u.to;  // offsets are increasing: none below `to` is left
-              break;
-            }
-            size_t capacity = 0;
-            if (r.value && r.value->data() >= w.buffer.data() && r.value->data() < buf_end)
-              capacity = size_t(buf_end - r.value->data());
-            add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
-            next = r.offset + 1;
-            if (size_t(b->events) >= std::max<size_t>(1, options_.tuning.block_events)) {
-              b->next_offset = next;
-              publish(w, b);
-              b = acquire(w, unit_index, u.partition, next);
-              if (!b) return;
-            }
+    bool going = w.reader.for_each(
+        *got, &next, u.to,
+        [&](const log::Record& r, size_t capacity) {
+          if (size_t(b->events) >= block_events) {
+            b->next_offset = next;
+            publish(w, b);
+            b = acquire(w, unit_index, u.partition, next);
+            if (!b) return false;  // stopping
           }
-        }
-      }
-      if (h.last_offset() + 1 > next && h.last_offset() + 1 <= u.to) next = h.last_offset() + 1;
-      pos += total;
-    }
+          add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
+          return true;
+        },
+        [&](const log::BatchHeader& h, const Status& s) {
+          b->errors.push_back({b->size, b->events, h.base_offset, "unreadable batch: " + s.message()});
+          return true;
+        },
+        [] {});
+    if (!going) return;
     if (next == started_at) break;  // nothing more can be read here
-    if (pos > 0) w.bytes_per_record = double(pos) / double(next - started_at);
+    w.bytes_per_record = double(w.reader.bytes_used()) / double(next - started_at);
   }
   b->next_offset = next;
   b->unit_done = true;

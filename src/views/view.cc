@@ -1088,57 +1088,33 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
     if (next >= limit) continue;
     auto part = deps_.log->partition(spec_.source.topic, p);
     if (!part) continue;
-    if (next < part->log_start_offset()) next = part->log_start_offset();
-    auto rr = part->read(next, kReadBytes);
-    if (!rr || !rr->slice) continue;
-    const io::FileRange& slice = *rr->slice;
-    buffer_.resize(slice.size_bytes + EventDecoder::kPadding);
-    auto got = slice.file->read_at(slice.position,
-                                   MutableByteSpan(reinterpret_cast<uint8_t*>(buffer_.data()), slice.size_bytes));
+    auto got = reader_.read(*part, &next, kReadBytes);
     if (!got) {
       log_warn("view {}: reading {}/{}: {}", spec_.name, spec_.source.topic, p, got.status().to_string());
       continue;
     }
-    size_t size = *got;
-    size_t pos = 0;
-    const char* buf_end = buffer_.data() + buffer_.size();
-    while (pos + log::batch_layout::kHeaderSize <= size && next < limit) {
-      auto bytes = ByteSpan(reinterpret_cast<const uint8_t*>(buffer_.data()) + pos, size - pos);
-      log::BatchHeader h = log::decode_batch_header(bytes);
-      size_t total = h.total_size();
-      if (total < log::batch_layout::kHeaderSize || pos + total > size) break;
-      if (h.last_offset() >= next && !h.control()) {
-        Status decoded = log::decode_records(ByteSpan(bytes.data(), total), &scratch_, &records_);
-        if (!decoded) {
-          record_error(state, p, h.base_offset, "unreadable batch: " + decoded.message());
-        } else {
-          for (const log::Record& r : records_) {
-            if (r.offset < next) continue;
-            if (r.offset >= limit) break;
-            size_t capacity = 0;
-            if (r.value && r.value->data() >= buffer_.data() && r.value->data() < buf_end)
-              capacity = size_t(buf_end - r.value->data());
-            if (chunked) {
-              append_to_chunk(state, track, p, r.offset, r.value, capacity);
-            } else {
-              apply_record(state, track, p, r.offset, r.key, r.value, capacity);
-            }
-            if (track && !failure_.empty()) {
-              // on_error = 'stop': the view stays at the bad event.
-              limit = next;
-              break;
-            }
-            next = r.offset + 1;
-            ++applied;
-            if (track) last_record_ts_ = r.timestamp;
+    reader_.for_each(
+        *got, &next, limit,
+        [&](const log::Record& r, size_t capacity) {
+          if (chunked) {
+            append_to_chunk(state, track, p, r.offset, r.value, capacity);
+          } else {
+            apply_record(state, track, p, r.offset, r.key, r.value, capacity);
           }
-        }
-      }
-      if (chunk_size_ > 0) flush_chunk(state, track);
-      if (track && !failure_.empty()) break;
-      if (h.last_offset() + 1 > next && h.last_offset() + 1 <= limit) next = h.last_offset() + 1;
-      pos += total;
-    }
+          // on_error = 'stop': the view stays at the bad event.
+          if (track && !failure_.empty()) return false;
+          ++applied;
+          if (track) last_record_ts_ = r.timestamp;
+          return true;
+        },
+        [&](const log::BatchHeader& h, const Status& s) {
+          record_error(state, p, h.base_offset, "unreadable batch: " + s.message());
+          return !(track && !failure_.empty());
+        },
+        [&] {
+          if (chunk_size_ > 0) flush_chunk(state, track);
+        });
+    if (chunk_size_ > 0) flush_chunk(state, track);
   }
   return applied;
 }

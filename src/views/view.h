@@ -31,6 +31,7 @@
 #include "base/status.h"
 #include "log/record_batch.h"
 #include "sql/plan.h"
+#include "views/source_reader.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -396,9 +397,7 @@ class View {
   std::thread thread_;
 
   std::mutex rebuild_mu_;
-  std::string buffer_;  // source bytes, padded for the JSON parser
-  std::string scratch_;
-  std::vector<log::Record> records_;
+  SourceReader reader_;  // the runner's (a rebuild pauses it and reads with it)
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::duration last_commit_took_{};
 };
