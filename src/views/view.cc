@@ -45,9 +45,9 @@ constexpr auto kCommitIntervalBackfill = std::chrono::milliseconds(5000);
 constexpr auto kDecodedWait = std::chrono::milliseconds(20);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
-constexpr size_t kChangelogBatchBytes = 512 << 10;
+constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.message.bytes
 // A commit of at least this many groups builds its changelog on a second thread.
-constexpr size_t kParallelCommitMin = 16384;  // below the default max.message.bytes
+constexpr size_t kParallelCommitMin = 16384;
 
 void put_u64(std::string* out, uint64_t v) {
   char b[8];
@@ -463,7 +463,7 @@ View::View(ViewSpec spec, Deps deps)
       commit_batch_(std::make_unique<rocksdb::WriteBatch>()) {
   // An aggregate over an append-only table reads its rows only through
   // prepare_group_delta (append_to_chunk): the other columns' text is not copied.
-  if (spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend) decoder_->keep_only(columns_read(spec_.plan));
+  if (chunked()) decoder_->keep_only(columns_read(spec_.plan));
 }
 
 View::~View() { stop(); }
@@ -820,7 +820,7 @@ int DecodeAhead::resolved_threads() const {
 }
 
 bool View::decodes_ahead() const {
-  return deps_.decode_ahead.resolved_threads() > 0 && spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend;
+  return chunked() && deps_.decode_ahead.resolved_threads() > 0;
 }
 
 std::unique_ptr<ParallelDecoder> View::make_decoder(const std::vector<int64_t>& from, const std::vector<int64_t>& to) {
@@ -1076,9 +1076,7 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
   if (!info) return 0;
   if (state.next_offset.size() < size_t(info->partitions)) state.next_offset.resize(size_t(info->partitions), 0);
   int64_t applied = 0;
-  // Aggregates over an append-only table, the bulk of a backfill, go
-  // through chunks whose group lookups overlap (flush_chunk).
-  bool chunked = spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend;
+  const bool chunked = this->chunked();
   for (int32_t p = 0; p < info->partitions; ++p) {
     if (applied >= kBatchRecordsMax) break;
     if (!failure_.empty() && track) break;

@@ -312,6 +312,10 @@ class View {
                    bool count_errors, int32_t partition, int64_t offset);
   // `row` is the input row `d` was prepared from (a new group evaluates its key there).
   void apply_group_delta(ViewState& state, bool track, const sql::Row& row, GroupDelta& d);
+  // Aggregates over an append-only table, the bulk of a backfill, whose
+  // events go through chunks with overlapped group lookups (or are decoded
+  // ahead) and read only the columns of columns_read().
+  bool chunked() const { return spec_.plan.aggregate && spec_.source.kind == SourceKind::kAppend; }
   // Append-source aggregates: decode and prepare into chunk_, apply a chunk at a time.
   void append_to_chunk(ViewState& state, bool track, int32_t partition, int64_t offset,
                        std::optional<std::string_view> value, size_t capacity);
