@@ -8,7 +8,7 @@
 // default: as many as there are cores).
 //
 //   view_bench [--events N] [--runs R] [--freshness-rate R/s] [--json FILE] [--backfill-only]
-//              [--decode-threads N]
+//              [--decode-threads N] [--partial-records N (-1: no partial aggregation)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -109,12 +109,16 @@ void wait_live(views::Engine& e, int64_t events) {
 // One backfill: a fresh view over the `events` already in the log under
 // `dir`; returns events/s until the view is live (after checking its
 // result), or -1.
+// PartialAggregation::min_records for every view (-1: never).
+int64_t g_partial_records = views::PartialAggregation{}.min_records;
+
 double backfill_run(const std::string& dir, const std::string& state, int64_t events, int decode_threads) {
   auto log = open_log(dir);
   views::EngineOptions eo;
   eo.state_dir = dir + "/" + state;
   eo.log = log.get();
   eo.decode_ahead.threads = decode_threads;
+  eo.partial.min_records = g_partial_records;
   auto engine = views::Engine::open(eo);
   if (!engine) return -1;
   views::Engine& e = **engine;
@@ -160,8 +164,9 @@ int main(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--backfill-only") steady_too = false;
     else if (a == "--decode-threads") decode_threads = std::stoi(next());
+    else if (a == "--partial-records") g_partial_records = std::stoll(next());
     else {
-      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N]\n");
+      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N] [--partial-records N]\n");
       return 2;
     }
   }
@@ -203,6 +208,7 @@ int main(int argc, char** argv) {
     views::EngineOptions eo;
     eo.state_dir = dir.path() + "/state";
     eo.log = log.get();
+    eo.partial.min_records = g_partial_records;
     auto engine = views::Engine::open(eo);
     if (!engine) return 1;
     views::Engine& e = **engine;

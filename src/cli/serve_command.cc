@@ -80,6 +80,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--view-decode-ahead-records", c.view_decode_ahead_records,
                   "How far behind its source a view must be for those threads to start")
       ->envname("EVERT_VIEW_DECODE_AHEAD_RECORDS")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--view-partial-aggregation-records", c.view_partial_aggregation_records,
+                  "How far behind its source a COUNT/SUM/AVG view must be to sum its events per group before "
+                  "applying them (-1: never)")
+      ->envname("EVERT_VIEW_PARTIAL_AGGREGATION_RECORDS")->check(CLI::Range(int64_t(-1), INT64_MAX))
+      ->capture_default_str();
   cmd->add_option("--io-threads", c.io_threads, "Network threads")
       ->envname("EVERT_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--max-request-bytes", c.max_request_bytes, "Largest request frame accepted")

@@ -104,6 +104,7 @@ Status Server::start_views() {
   eo.log = log_.get();
   eo.decode_ahead.threads = config_.view_decode_threads;
   eo.decode_ahead.min_records = config_.view_decode_ahead_records;
+  eo.partial.min_records = config_.view_partial_aggregation_records;
   EVERT_ASSIGN_OR_RETURN(engine_, views::Engine::open(eo));
   log_->set_append_listener(1, [e = engine_.get()](const std::string& topic, int32_t, int64_t) { e->on_append(topic); });
   return Status::ok();

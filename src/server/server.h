@@ -39,6 +39,9 @@ struct ServerConfig {
   // must be for them to start.
   int view_decode_threads = -1;
   int64_t view_decode_ahead_records = views::DecodeAhead{}.min_records;
+  // How far behind a view of COUNT/SUM/AVG must be to sum its events per
+  // group ahead of its groups (-1: never).
+  int64_t view_partial_aggregation_records = views::PartialAggregation{}.min_records;
   uint32_t max_request_bytes = 100u << 20;
 };
 

@@ -185,6 +185,8 @@ void write_view_status(JsonWriter& w, const views::ViewStatus& st) {
   w.value(st.events_since_start);
   w.key("decoded_ahead");
   w.value(st.decoded_ahead);
+  w.key("summed_ahead");
+  w.value(st.summed_ahead);
   w.key("events_per_second");
   w.value(st.events_per_second);
   w.key("lag_records");

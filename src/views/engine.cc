@@ -205,7 +205,7 @@ struct Engine::Impl {
     throw_sql("42P07", fmt::format("relation \"{}\" already exists", name));
   }
 
-  View::Deps deps() { return View::Deps{options.log, db.get(), state_cf, options.decode_ahead}; }
+  View::Deps deps() { return View::Deps{options.log, db.get(), state_cf, options.decode_ahead, options.partial}; }
 
   std::shared_ptr<View> start_view(ViewSpec spec) {
     auto v = std::make_shared<View>(std::move(spec), deps());

@@ -44,6 +44,7 @@ struct EngineOptions {
   std::string state_dir;  // RocksDB directory
   log::LogManager* log = nullptr;
   DecodeAhead decode_ahead;  // for every view
+  PartialAggregation partial;  // for every view
 };
 
 class Engine {

@@ -12,12 +12,14 @@
 
 #include <fmt/format.h>
 
+#include "base/assert.h"
 #include "base/logging.h"
 #include "log/log_manager.h"
 #include "log/partition.h"
 #include "log/record_batch.h"
 #include "views/event_decoder.h"
 #include "views/parallel_decoder.h"
+#include "views/partial_aggregates.h"
 
 namespace evert::views {
 
@@ -710,28 +712,27 @@ Prepared prepare_group_delta(const sql::SelectPlan& plan, const Row& row, GroupD
   return Prepared::kReady;
 }
 
-void View::apply_group_delta(ViewState& state, bool track, const Row& row, GroupDelta& d) {
+GroupEntry* View::change_group(ViewState& state, bool track, GroupEntry* entry, std::string_view key, uint64_t hash,
+                               const Row& key_values, const Row& row) {
   const auto& plan = spec_.plan;
-  GroupEntry* entry = d.entry ? d.entry : state.index.find(d.key, d.hash);
   bool created = false;
   if (!entry) {
-    if (d.weight < 0) return;  // retracting a row that never counted
     created = true;
     Group g;
-    if (d.key_values.size() == plan.group_exprs.size()) {
-      g.key = d.key_values;
+    if (key_values.size() == plan.group_exprs.size()) {
+      g.key = key_values;
     } else {
       for (const auto& e : plan.group_exprs) g.key.push_back(sql::eval(*e, row));
     }
     g.aggs.resize(plan.aggs.size());
-    entry = &*state.groups.emplace(d.key, std::move(g)).first;
-    state.index.insert(entry, d.hash);
+    entry = &*state.groups.emplace(std::string(key), std::move(g)).first;
+    state.index.insert(entry, hash);
     state.add_key(entry->first);
   }
   Group& g = entry->second;
   if (track && g.dirty_at < 0) {
     DirtyGroup dg{entry, std::nullopt};
-    auto earlier = dirty_.empty() ? dirty_.end() : dirty_.find(d.key);
+    auto earlier = dirty_.empty() ? dirty_.end() : dirty_.find(entry->first);
     if (earlier != dirty_.end()) {
       // Erased and made again, or rewritten by a rebuild, since the last
       // commit: its "before" is the row the changelog last published.
@@ -747,12 +748,19 @@ void View::apply_group_delta(ViewState& state, bool track, const Row& row, Group
       Row before;
       if (group_output(plan, g, &before)) dg.before = std::move(before);
     }
-    g.stale = true;
     g.dirty_at = int32_t(dirty_groups_.size());
     dirty_groups_.push_back(std::move(dg));
   }
-  apply_to_group(plan, g, d.args, d.weight);
   g.stale = true;
+  return entry;
+}
+
+void View::apply_group_delta(ViewState& state, bool track, const Row& row, GroupDelta& d) {
+  GroupEntry* entry = d.entry ? d.entry : state.index.find(d.key, d.hash);
+  if (!entry && d.weight < 0) return;  // retracting a row that never counted
+  entry = change_group(state, track, entry, d.key, d.hash, d.key_values, row);
+  Group& g = entry->second;
+  apply_to_group(spec_.plan, g, d.args, d.weight);
   // Only a retraction can empty a group (rows starts at 0 and a new group
   // gets a row at once), so only those groups are candidates for erasure.
   if (d.weight < 0 && !g.touched) {
@@ -761,7 +769,72 @@ void View::apply_group_delta(ViewState& state, bool track, const Row& row, Group
   }
 }
 
+void View::sum_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
+  constexpr size_t kAhead = 8;  // the slots of the events this far ahead are requested
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) partial_->prefetch(d[i].hash);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) partial_->prefetch(d[i + kAhead].hash);
+    GroupDelta& x = d[i];
+    switch (partial_->add(x.key, x.hash, x.args)) {
+      case PartialAggregates::Added::kOk: break;
+      case PartialAggregates::Added::kFull:
+        fold_partial(state, track);
+        EVERT_CHECK(partial_->add(x.key, x.hash, x.args) == PartialAggregates::Added::kOk);
+        break;
+      case PartialAggregates::Added::kCannot:
+        fold_partial(state, track);
+        x.entry = nullptr;
+        apply_group_delta(state, track, x.row, x);
+        break;
+    }
+  }
+}
+
+void View::fold_partial(ViewState& state, bool track) {
+  PartialAggregates& p = *partial_;
+  const size_t n = p.keys();
+  // Three misses per group, requested a chunk at a time as in apply_deltas.
+  constexpr size_t kChunk = 16;
+  std::array<GroupEntry*, kChunk> entries;
+  for (size_t from = 0; from < n; from += kChunk) {
+    const size_t to = std::min(n, from + kChunk);
+    for (size_t i = from; i < to; ++i) state.index.prefetch_slot(p.hash(i));
+    for (size_t i = from; i < to; ++i) state.index.prefetch_entry(p.hash(i));
+    for (size_t i = from; i < to; ++i) {
+      GroupEntry* e = entries[i - from] = state.index.find(p.key(i), p.hash(i));
+      if (e) {
+        const char* aggs = reinterpret_cast<const char*>(e->second.aggs.data());
+        __builtin_prefetch(aggs);
+        __builtin_prefetch(aggs + 64);
+      }
+    }
+    for (size_t i = from; i < to; ++i) {
+      GroupEntry* e = entries[i - from];
+      key_values_.clear();
+      if (!e) {
+        // A key summed here holds the values it was made from (suits()).
+        std::string_view key = p.key(i);
+        size_t pos = 0;
+        for (size_t k = 0; k < spec_.plan.group_exprs.size(); ++k) {
+          auto v = sql::decode_key(key, &pos);
+          EVERT_CHECK_MSG(v.is_ok(), "a group key encoded by this process decodes");
+          key_values_.push_back(std::move(*v));
+        }
+      }
+      e = change_group(state, track, e, p.key(i), p.hash(i), key_values_, key_values_);
+      p.fold(p.sums(i), e->second);
+    }
+  }
+  if (track) summed_ += p.events();
+  p.clear();
+}
+
 void View::flush_chunk(ViewState& state, bool track) {
+  if (summing_) {
+    sum_deltas(state, track, chunk_.data(), chunk_size_);
+    chunk_size_ = 0;
+    return;
+  }
   // append_to_chunk prefetched the slots and most nodes; each pass below
   // prefetches what the next one reads, so the cache misses of a chunk's
   // groups overlap instead of following one another.
@@ -786,6 +859,7 @@ void View::flush_chunk(ViewState& state, bool track) {
 }
 
 void View::apply_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
+  if (summing_) return sum_deltas(state, track, d, n);
   // Once the groups outgrow the caches each costs three misses in turn:
   // its index slot, its node, its aggregates. They are requested for a
   // chunk of deltas at a time, each kind after the one it depends on has
@@ -1066,8 +1140,12 @@ void View::append_to_chunk(ViewState& state, bool track, int32_t partition, int6
   d.weight = +1;
   // A software pipeline: this event's slot now, the node of an event a few
   // places back (its slot has arrived by now), the aggregates in flush_chunk.
-  state.index.prefetch_slot(d.hash);
-  if (chunk_size_ >= kNodeDistance) state.index.prefetch_entry(chunk_[chunk_size_ - kNodeDistance].hash);
+  if (summing_) {
+    partial_->prefetch(d.hash);
+  } else {
+    state.index.prefetch_slot(d.hash);
+    if (chunk_size_ >= kNodeDistance) state.index.prefetch_entry(chunk_[chunk_size_ - kNodeDistance].hash);
+  }
   if (++chunk_size_ == chunk_.size()) flush_chunk(state, track);
 }
 
@@ -1402,25 +1480,36 @@ void View::run() {
       {
         std::unique_lock lock(state_mu_);
         if (failure_.empty()) {
-          if (decoding_) {
-            bool out_of_step = false;
-            n = decoded = apply_decoded(state_, true, *decoding_, &out_of_step);
-            // Whatever was not decoded ahead is read here from the state's offsets on.
-            if (out_of_step || decoding_->done()) decoding_.reset();
-          } else {
-            n = process_some(state_, true, nullptr);
+          // Far behind, a view that can sum ahead takes a long batch: readers
+          // see the state only between batches, so its sums are folded into
+          // the groups before the lock is let go.
+          summing_ = can_sum_ahead() && sums_ahead(lag_records());
+          const auto until = std::chrono::steady_clock::now() + deps_.partial.window;
+          while (true) {
+            int64_t step;
+            if (decoding_) {
+              bool out_of_step = false;
+              step = apply_decoded(state_, true, *decoding_, &out_of_step);
+              decoded += step;
+              // Whatever was not decoded ahead is read here from the state's offsets on.
+              if (out_of_step || decoding_->done()) decoding_.reset();
+            } else {
+              step = process_some(state_, true, nullptr);
+            }
+            n += step;
+            if (!summing_ || !failure_.empty() || stop_ || readers_waiting_.load(std::memory_order_relaxed) > 0) break;
+            auto now = std::chrono::steady_clock::now();
+            if (now >= until) break;
+            if (step == 0) {
+              if (!decoding_) break;  // caught up
+              decoding_->wait(std::min(until, now + kDecodedWait));
+            }
           }
+          if (summing_) fold_partial(state_, true);
+          summing_ = false;
         }
         finish_batch(state_);
-        int64_t lag = 0;
-        auto info = deps_.log->describe_topic(spec_.source.topic);
-        if (info) {
-          for (int32_t p = 0; p < info->partitions; ++p) {
-            auto part = deps_.log->partition(spec_.source.topic, p);
-            int64_t next = size_t(p) < state_.next_offset.size() ? state_.next_offset[size_t(p)] : 0;
-            if (part) lag += std::max<int64_t>(0, part->high_watermark() - next);
-          }
-        }
+        int64_t lag = lag_records();
         if (lag == 0 && !state_.caught_up) state_.caught_up = true;
         auto since = std::chrono::steady_clock::now() - last_commit_;
         bool offsets_moved = committed_ != state_.next_offset;
@@ -1444,6 +1533,8 @@ void View::run() {
         applied_ = state_.next_offset;
         events_since_start_ += n;
         decoded_ahead_ += decoded;
+        summed_ahead_ += summed_;
+        summed_ = 0;
         if (failure_.empty()) phase_ = state_.caught_up ? "live" : "backfilling";
       }
       progress_cv_.notify_all();
@@ -1477,8 +1568,37 @@ void View::run() {
   }
 }
 
-void View::read(const std::function<void(const ViewState&)>& fn) const {
+std::shared_lock<std::shared_mutex> View::lock_for_reading() const {
+  readers_waiting_.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock lock(state_mu_);
+  readers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  return lock;
+}
+
+int64_t View::lag_records() const {
+  int64_t lag = 0;
+  auto info = deps_.log->describe_topic(spec_.source.topic);
+  if (!info) return 0;
+  for (int32_t p = 0; p < info->partitions; ++p) {
+    auto part = deps_.log->partition(spec_.source.topic, p);
+    int64_t next = size_t(p) < state_.next_offset.size() ? state_.next_offset[size_t(p)] : 0;
+    if (part) lag += std::max<int64_t>(0, part->high_watermark() - next);
+  }
+  return lag;
+}
+
+bool View::can_sum_ahead() const {
+  return chunked() && deps_.partial.min_records >= 0 && PartialAggregates::suits(spec_.plan);
+}
+
+bool View::sums_ahead(int64_t behind) {
+  if (!can_sum_ahead() || behind < deps_.partial.min_records) return false;
+  if (!partial_) partial_ = std::make_unique<PartialAggregates>(spec_.plan, deps_.partial.max_keys);
+  return true;
+}
+
+void View::read(const std::function<void(const ViewState&)>& fn) const {
+  auto lock = lock_for_reading();
   fn(state_);
 }
 
@@ -1524,7 +1644,7 @@ Result<int64_t> View::wait_committed(const std::map<int32_t, int64_t>& offsets,
     return error(ErrorCode::kTimeout, "view " + spec_.name + " has not caught up");
   }
   lock.unlock();
-  std::shared_lock sl(state_mu_);
+  auto sl = lock_for_reading();
   return changelog_end_;
 }
 
@@ -1537,13 +1657,14 @@ ViewStatus View::status() const {
     st.state = phase_;
     st.events_since_start = events_since_start_;
     st.decoded_ahead = decoded_ahead_;
+    st.summed_ahead = summed_ahead_;
     st.events_per_second = rate_;
     st.recent_errors.assign(recent_errors_.begin(), recent_errors_.end());
     st.failure = failure_;
     applied = applied_;
   }
   {
-    std::shared_lock lock(state_mu_);
+    auto lock = lock_for_reading();
     st.events = state_.events;
     st.errors = state_.errors;
     st.rows = spec_.plan.aggregate ? int64_t(state_.groups.size()) : int64_t(state_.rows.size());
@@ -1588,6 +1709,7 @@ Result<RebuildReport> View::rebuild() {
   // The runner is paused, so the reading buffers and touched_ are ours.
   int64_t total = 0;
   for (int64_t t : target) total += t;
+  summing_ = sums_ahead(total);  // no reader sees `fresh` before the end
   if (decodes_ahead() && total >= deps_.decode_ahead.min_records) {
     auto decoder = make_decoder(fresh.next_offset, target);
     bool out_of_step = false;
@@ -1603,6 +1725,8 @@ Result<RebuildReport> View::rebuild() {
     finish_batch(fresh);
     if (n == 0) break;
   }
+  if (summing_) fold_partial(fresh, false);
+  summing_ = false;
   RebuildReport report;
   report.events = fresh.events;
   std::unique_lock lock(state_mu_);

@@ -46,6 +46,7 @@ class LogManager;
 namespace evert::views {
 
 class ParallelDecoder;
+class PartialAggregates;
 struct DecodedBlock;
 
 // Memory for a view's groups on transparent huge pages. Every event probes
@@ -96,6 +97,17 @@ struct DecodeAhead {
   size_t block_events = 1024;  // records handed over at a time
 };
 
+// When a view sums its events per group key ahead of its groups
+// (PartialAggregates): an aggregate of COUNT, SUM and AVG over an
+// append-only table, at least `min_records` behind its source. It then takes
+// its events in long batches of up to `window` (shorter when a reader waits
+// for the state) and folds the sums into its groups at the end of each.
+struct PartialAggregation {
+  int64_t min_records = 1 << 18;  // negative: never
+  std::chrono::milliseconds window{250};
+  size_t max_keys = 1 << 19;  // keys summed between folds
+};
+
 enum class SourceKind { kAppend, kUpsert, kChangelog };
 enum class ViewKind { kView, kIndex, kTableState };
 
@@ -130,6 +142,7 @@ struct ViewStatus {
   int64_t events = 0;   // events processed in all (persisted)
   int64_t events_since_start = 0;
   int64_t decoded_ahead = 0;  // of those, records decoded on other threads (DecodeAhead)
+  int64_t summed_ahead = 0;   // and events summed per group before their groups (PartialAggregation)
   double events_per_second = 0;
   int64_t lag_records = 0;
   int64_t lag_ms = 0;
@@ -266,6 +279,7 @@ class View {
     // changelog outbox stay in the default column family.
     rocksdb::ColumnFamilyHandle* state = nullptr;
     DecodeAhead decode_ahead;
+    PartialAggregation partial;
   };
   View(ViewSpec spec, Deps deps);
   ~View();
@@ -312,6 +326,18 @@ class View {
                    bool count_errors, int32_t partition, int64_t offset);
   // `row` is the input row `d` was prepared from (a new group evaluates its key there).
   void apply_group_delta(ViewState& state, bool track, const sql::Row& row, GroupDelta& d);
+  // The group of `key` (`entry` when already looked up), made when missing
+  // with `key_values` (all of the key's values) or else the key evaluated
+  // over `row`; marked changed since the last commit.
+  GroupEntry* change_group(ViewState& state, bool track, GroupEntry* entry, std::string_view key, uint64_t hash,
+                           const sql::Row& key_values, const sql::Row& row);
+  // While summing_: the deltas go into partial_ instead of their groups.
+  void sum_deltas(ViewState& state, bool track, GroupDelta* deltas, size_t count);
+  // Folds partial_'s sums into their groups and empties it.
+  void fold_partial(ViewState& state, bool track);
+  // Whether a stretch of `behind` records is summed ahead (into partial_, made here).
+  bool can_sum_ahead() const;
+  bool sums_ahead(int64_t behind);
   // Aggregates over an append-only table, the bulk of a backfill, whose
   // events go through chunks with overlapped group lookups (or are decoded
   // ahead) and read only the columns of columns_read().
@@ -348,6 +374,14 @@ class View {
   Deps deps_;
   std::unique_ptr<class EventDecoder> decoder_;
   std::unique_ptr<ParallelDecoder> decoding_;  // the runner's, while a long backfill is decoded ahead
+  std::unique_ptr<PartialAggregates> partial_;  // when the plan suits it (PartialAggregates::suits)
+  bool summing_ = false;  // deltas go to partial_ (in the runner's long batch, or a rebuild)
+  int64_t summed_ = 0;  // events folded since the runner's last batch ended
+  // Records of the source not yet applied to state_ (the runner's; a rebuild pauses it).
+  int64_t lag_records() const;
+  // Readers waiting for state_mu_: the runner ends a long batch early for them.
+  mutable std::atomic<int> readers_waiting_{0};
+  std::shared_lock<std::shared_mutex> lock_for_reading() const;
   std::unique_ptr<rocksdb::WriteBatch> commit_batch_;  // commit()'s, reused
 
   mutable std::shared_mutex state_mu_;
@@ -355,7 +389,7 @@ class View {
   std::vector<std::pair<const std::string, Group>*> touched_;  // groups that lost a row in the current batch
   // Reused per event (the runner thread owns them; a rebuild pauses it).
   std::string key_buf_;
-  sql::Row args_, row_;
+  sql::Row args_, row_, key_values_;
   GroupDelta single_;
   std::array<GroupDelta, 32> chunk_;
   size_t chunk_size_ = 0;
@@ -391,6 +425,7 @@ class View {
   std::string phase_ = "backfilling";
   int64_t events_since_start_ = 0;
   int64_t decoded_ahead_ = 0;
+  int64_t summed_ahead_ = 0;
   double rate_ = 0;
   std::atomic<int64_t> last_record_ts_{0};  // written by the runner, read by status()
 

@@ -91,6 +91,12 @@ VIEWS = [
     ViewDef("ev_by_gk", "ev", True,
             "SELECT g, k, count(*) AS n, sum(x) AS sx, max(id) AS maxid, count(DISTINCT v) AS dv "
             "FROM ev WHERE v >= -3 OR x IS NULL GROUP BY g, k"),
+    # COUNT, SUM and AVG of integers only: what a view may sum per group
+    # before its groups (PartialAggregates).
+    ViewDef("ev_sums", "ev", True,
+            "SELECT g, k, count(*) AS n, count(x) AS nx, sum(v) AS sv, avg(v) AS av, sum(k) AS sk "
+            "FROM ev WHERE v <> 0 OR v IS NULL GROUP BY g, k"),
+    ViewDef("ev_by_b", "ev", False, "SELECT b, count(*) AS n, count(v) AS nv, sum(k) AS sk FROM ev GROUP BY b"),
     ViewDef("up_by_k", "up", False,
             "SELECT k, count(*) AS n, count(v) AS nv, sum(v) AS sv, min(v) AS minv, max(v) AS maxv, "
             "min(g) AS ming, max(g) AS maxg, min(x) AS minx, max(x) AS maxx, avg(x) AS ax, avg(v) AS av, "
@@ -738,19 +744,25 @@ class DifferentialTest(ViewsTestCase):
 
 class DifferentialDecodingAheadTest(DifferentialTest):
     """The same run with every backfill and every catch-up of the views over
-    the append table decoded on other threads (--view-decode-ahead-records 1;
-    by default only a view 262,144 records behind does that)."""
+    the append table decoded on other threads (--view-decode-ahead-records 1),
+    and the views of COUNT, SUM and AVG over it summing their events per group
+    before their groups (--view-partial-aggregation-records 1); by default
+    only a view 262,144 records behind does either."""
 
-    server_args = ("--view-decode-ahead-records", "1", "--view-decode-threads", "2")
+    server_args = ("--view-decode-ahead-records", "1", "--view-decode-threads", "2",
+                   "--view-partial-aggregation-records", "1")
 
     def test_views_match_sqlite_model(self):
         super().test_views_match_sqlite_model()
-        decoded = {}
+        decoded, summed = {}, {}
         for view in self.created:
             status = self.view_status(view.name)
             decoded[view.name] = status.get("decoded_ahead")
+            summed[view.name] = status.get("summed_ahead")
         self.assertTrue(any(isinstance(n, int) and n > 0 for n in decoded.values()),
                         f"no view took records decoded ahead since the restart: {decoded}")
+        self.assertTrue(any(isinstance(n, int) and n > 0 for n in summed.values()),
+                        f"no view summed events ahead since the restart: {summed}")
 
 
 # View status fields. docs/SQL.md does not fix their names yet, so these find

@@ -250,9 +250,11 @@ class CurlViewsTest(EvertTestCase):
         """A view status (GET /v1/views/<name>) of a view that has caught up."""
         self.assertEqual(sorted(st), ["decoded_ahead", "errors", "events", "events_per_second",
                                       "events_since_start", "lag_ms", "lag_records", "name", "offsets",
-                                      "progress", "recent_errors", "rows", "state"], st)
-        # These views are far below --view-decode-ahead-records: all of it on the view's thread.
-        self.assertEqual(st["decoded_ahead"], 0, st)
+                                      "progress", "recent_errors", "rows", "state", "summed_ahead"], st)
+        # These views are far below --view-decode-ahead-records and
+        # --view-partial-aggregation-records: every event on the view's
+        # thread, applied to its group.
+        self.assertEqual((st["decoded_ahead"], st["summed_ahead"]), (0, 0), st)
         self.assertEqual((st["name"], st["state"], st["progress"], st["rows"], st["events"]),
                          (name, "live", 100, rows, events), st)
         self.assertEqual((st["lag_records"], st["lag_ms"], st["errors"]), (0, 0, errors), st)
