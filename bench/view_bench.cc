@@ -106,12 +106,12 @@ void wait_live(views::Engine& e, int64_t events) {
   check(e.execute("SELECT count(*) FROM totals", qo), "waiting for the view");
 }
 
-// One backfill: a fresh view over the `events` already in the log under
-// `dir`; returns events/s until the view is live (after checking its
-// result), or -1.
 // PartialAggregation::min_records for every view (-1: never).
 int64_t g_partial_records = views::PartialAggregation{}.min_records;
 
+// One backfill: a fresh view over the `events` already in the log under
+// `dir`; returns events/s until the view is live (after checking its
+// result), or -1.
 double backfill_run(const std::string& dir, const std::string& state, int64_t events, int decode_threads) {
   auto log = open_log(dir);
   views::EngineOptions eo;

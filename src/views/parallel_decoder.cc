@@ -1,6 +1,7 @@
 #include "views/parallel_decoder.h"
 
 #include <algorithm>
+#include <array>
 
 #include "base/assert.h"
 #include "base/logging.h"
@@ -22,6 +23,10 @@ struct ParallelDecoder::Worker {
   EventDecoder decoder;
   SourceReader reader;
   std::string reason;
+  // Summing: events prepared and their slots requested, summed a ring at a
+  // time so that the slots have arrived by then (sum_ring()).
+  std::array<GroupDelta, 32> ring;
+  size_t ring_size = 0;
   double bytes_per_record = 0;  // of the reads so far; 0: none yet
   std::vector<std::unique_ptr<DecodedBlock>> blocks;  // all of this worker's, wherever they are
 
@@ -38,7 +43,7 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
     : options_(std::move(options)) {
   // Stretches in turn across the partitions, so that every partition moves
   // on and the workers share each partition's records.
-  const int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
+  const int64_t unit = std::max<int64_t>(1, options_.sum ? options_.sum_unit_records : options_.tuning.unit_records);
   std::vector<std::vector<Unit>> per_partition(std::min(from.size(), to.size()));
   for (size_t p = 0; p < per_partition.size(); ++p) {
     for (int64_t a = from[p]; a < to[p]; a += unit)
@@ -59,8 +64,9 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>(options_.schema);
     w->decoder.keep_only(columns_read(*options_.plan));
-    for (size_t b = 0; b < kBlocksPerWorker; ++b) {
+    for (size_t b = 0; b < (options_.sum ? kSumBlocksPerWorker : kBlocksPerWorker); ++b) {
       w->blocks.push_back(std::make_unique<DecodedBlock>());
+      if (options_.sum) w->blocks.back()->sums = std::make_unique<PartialAggregates>(*options_.plan, options_.sum_max_keys);
       w->free.push_back(w->blocks.back().get());
     }
     workers_.push_back(std::move(w));
@@ -98,6 +104,7 @@ DecodedBlock* ParallelDecoder::acquire(Worker& w, size_t unit_index, int32_t par
   b->last_timestamp = 0;
   b->size = 0;
   b->errors.clear();
+  if (b->sums && !b->sums->empty()) b->sums->clear();  // the view let it go unfolded
   return b;
 }
 
@@ -130,6 +137,43 @@ void add_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& 
   ++b.size;
 }
 
+// Summing: decodes and prepares one record into `scratch` (false: it
+// counted already, as an error or filtered out).
+bool prepare_to_sum(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& reason, DecodedBlock& b,
+                    const log::Record& r, size_t capacity, GroupDelta& scratch) {
+  int64_t before = b.events++;
+  b.last_timestamp = r.timestamp;
+  auto fail = [&](std::string why) {
+    b.errors.push_back({b.size, before, r.offset, std::move(why)});
+    return false;
+  };
+  if (!r.value) return fail("null value (a tombstone) in an append-only table");
+  if (!decoder.decode_row(*r.value, capacity, &scratch.row, &reason)) return fail(reason);
+  switch (prepare_group_delta(plan, scratch.row, &scratch, &reason)) {
+    case Prepared::kSkip: return false;
+    case Prepared::kError: return fail(reason);
+    case Prepared::kReady: break;
+  }
+  scratch.weight = +1;
+  scratch.entry = nullptr;
+  return true;
+}
+
+// The ring's events into the block's sums, or as deltas when the sums
+// cannot take them (a sum past int64: the view adds those to the groups
+// itself, exactly; the block's keys never reach the table's limit, see
+// decode_unit).
+void sum_ring(DecodedBlock& b, std::array<GroupDelta, 32>& ring, size_t& ring_size) {
+  for (size_t i = 0; i < ring_size; ++i) {
+    GroupDelta& d = ring[i];
+    if (b.sums->add(d.key, d.hash, d.args) == PartialAggregates::Added::kOk) continue;
+    if (b.size == b.deltas.size()) b.deltas.emplace_back();
+    std::swap(b.deltas[b.size], d);
+    ++b.size;
+  }
+  ring_size = 0;
+}
+
 }  // namespace
 
 // Reads the stretch's records as View::process_some does (SourceReader), in
@@ -139,6 +183,7 @@ void add_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& 
 void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
   const Unit& u = units_[unit_index];
   int64_t next = u.from;
+  w.ring_size = 0;
   DecodedBlock* b = acquire(w, unit_index, u.partition, next);
   if (!b) return;
   auto part = options_.log->partition(options_.topic, u.partition);
@@ -158,13 +203,27 @@ void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
     bool going = w.reader.for_each(
         *got, &next, u.to,
         [&](const log::Record& r, size_t capacity) {
-          if (size_t(b->events) >= block_events) {
+          // Summing, a block holds its stretch's events unless its deltas
+          // (events its sums could not take) grow to a block's worth or
+          // its table's keys could pass the limit with the ring's.
+          bool full = options_.sum ? b->size >= block_events ||
+                                         b->sums->keys() + w.ring_size + 1 > options_.sum_max_keys
+                                   : size_t(b->events) >= block_events;
+          if (full) {
+            if (options_.sum) sum_ring(*b, w.ring, w.ring_size);
             b->next_offset = next;
             publish(w, b);
             b = acquire(w, unit_index, u.partition, next);
             if (!b) return false;  // stopping
           }
-          add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
+          if (!options_.sum) {
+            add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
+            return true;
+          }
+          GroupDelta& d = w.ring[w.ring_size];
+          if (!prepare_to_sum(*options_.plan, w.decoder, w.reason, *b, r, capacity, d)) return true;
+          b->sums->prefetch(d.hash);
+          if (++w.ring_size == w.ring.size()) sum_ring(*b, w.ring, w.ring_size);
           return true;
         },
         [&](const log::BatchHeader& h, const Status& s) {
@@ -176,6 +235,7 @@ void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
     if (next == started_at) break;  // nothing more can be read here
     w.bytes_per_record = double(w.reader.bytes_used()) / double(next - started_at);
   }
+  if (options_.sum) sum_ring(*b, w.ring, w.ring_size);
   b->next_offset = next;
   b->unit_done = true;
   publish(w, b);

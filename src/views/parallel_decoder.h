@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "views/partial_aggregates.h"
 #include "views/view.h"
 
 namespace evert::views {
@@ -37,6 +38,9 @@ struct DecodedBlock {
   int64_t last_timestamp = 0;
   std::vector<GroupDelta> deltas;  // [0, size) are this block's; the rest keep their capacity
   size_t size = 0;
+  // Options::sum: the block's events summed per group key, but for the
+  // deltas, which it could not take (View::apply_block folds them after).
+  std::unique_ptr<PartialAggregates> sums;
   std::vector<Error> errors;
   size_t unit = 0;           // which stretch of the source (ParallelDecoder's order)
   bool unit_done = false;    // the stretch's last block
@@ -50,6 +54,12 @@ class ParallelDecoder {
     sql::Schema schema;
     const sql::SelectPlan* plan = nullptr;  // outlives the decoder
     DecodeAhead tuning;                     // threads, stretch and block sizes
+    // The workers sum the events per group key (the plan suits
+    // PartialAggregates), a block per stretch of sum_unit_records or per
+    // table of sum_max_keys keys, whichever ends first.
+    bool sum = false;
+    int64_t sum_unit_records = 1 << 20;
+    size_t sum_max_keys = 1 << 18;
   };
   // Decodes partition p's records [from[p], to[p]) (an append source: every
   // record is one event).
@@ -70,6 +80,7 @@ class ParallelDecoder {
   bool done() const { return next_unit_ >= units_.size(); }
 
   static constexpr size_t kBlocksPerWorker = 32;  // decoded ahead, per worker
+  static constexpr size_t kSumBlocksPerWorker = 2;  // summing: one filled while the view folds the other
   static constexpr int kThreadsMax = 16;
 
  private:

@@ -790,8 +790,9 @@ void View::sum_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
   }
 }
 
-void View::fold_partial(ViewState& state, bool track) {
-  PartialAggregates& p = *partial_;
+void View::fold_partial(ViewState& state, bool track) { fold(state, track, *partial_); }
+
+void View::fold(ViewState& state, bool track, PartialAggregates& p) {
   const size_t n = p.keys();
   // Three misses per group, requested a chunk at a time as in apply_deltas.
   constexpr size_t kChunk = 16;
@@ -905,6 +906,14 @@ std::unique_ptr<ParallelDecoder> View::make_decoder(const std::vector<int64_t>& 
   o.plan = &spec_.plan;
   o.tuning = deps_.decode_ahead;
   o.tuning.threads = deps_.decode_ahead.resolved_threads();
+  // The workers sum too, unless the view stops at a malformed event: it
+  // must then hold exactly the events before it, and a block's sums hold
+  // those after it as well.
+  int64_t behind = 0;
+  for (size_t p = 0; p < std::min(from.size(), to.size()); ++p) behind += to[p] - from[p];
+  o.sum = !spec_.stop_on_error && can_sum_ahead() && behind >= deps_.partial.min_records;
+  o.sum_max_keys = deps_.partial.max_keys;
+  o.sum_unit_records = deps_.partial.unit_records;
   return std::make_unique<ParallelDecoder>(std::move(o), from, to);
 }
 
@@ -945,6 +954,7 @@ bool View::apply_block(ViewState& state, bool track, DecodedBlock& b) {
     }
   }
   apply_deltas(state, track, b.deltas.data() + at, b.size - at);
+  if (b.sums) fold(state, track, *b.sums);
   state.events += b.events;
   state.next_offset[p] = b.next_offset;
   if (track && b.events > 0) last_record_ts_ = b.last_timestamp;

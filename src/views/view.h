@@ -102,10 +102,14 @@ struct DecodeAhead {
 // append-only table, at least `min_records` behind its source. It then takes
 // its events in long batches of up to `window` (shorter when a reader waits
 // for the state) and folds the sums into its groups at the end of each.
+// Decoded ahead, the decoding threads sum their events themselves, a
+// table per stretch of `unit_records` (or of `max_keys` keys), which the
+// view folds in order.
 struct PartialAggregation {
   int64_t min_records = 1 << 18;  // negative: never
   std::chrono::milliseconds window{250};
-  size_t max_keys = 1 << 19;  // keys summed between folds
+  size_t max_keys = 1 << 18;  // keys in one table between folds
+  int64_t unit_records = 1 << 20;
 };
 
 enum class SourceKind { kAppend, kUpsert, kChangelog };
@@ -333,8 +337,9 @@ class View {
                            const sql::Row& key_values, const sql::Row& row);
   // While summing_: the deltas go into partial_ instead of their groups.
   void sum_deltas(ViewState& state, bool track, GroupDelta* deltas, size_t count);
-  // Folds partial_'s sums into their groups and empties it.
+  // Folds partial_'s sums (or `sums`, a block's) into their groups and empties it.
   void fold_partial(ViewState& state, bool track);
+  void fold(ViewState& state, bool track, PartialAggregates& sums);
   // Whether a stretch of `behind` records is summed ahead (into partial_, made here).
   bool can_sum_ahead() const;
   bool sums_ahead(int64_t behind);
