@@ -43,8 +43,19 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
     : options_(std::move(options)) {
   // Stretches in turn across the partitions, so that every partition moves
   // on and the workers share each partition's records.
-  const int64_t unit = std::max<int64_t>(1, options_.sum ? options_.sum_unit_records : options_.tuning.unit_records);
   std::vector<std::vector<Unit>> per_partition(std::min(from.size(), to.size()));
+  int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
+  if (options_.sum) {
+    // Each stretch ends in a fold of a table of keys on the view's thread,
+    // so they are long; and as many per thread, so that the threads finish
+    // together instead of one decoding the last stretch alone.
+    int64_t total = 0;
+    for (size_t p = 0; p < per_partition.size(); ++p) total += std::max<int64_t>(0, to[p] - from[p]);
+    const int64_t threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
+    const int64_t longest = std::max<int64_t>(1, options_.sum_unit_records);
+    const int64_t rounds = std::max<int64_t>(1, (total + threads * longest - 1) / (threads * longest));
+    unit = std::max<int64_t>(1, (total + threads * rounds - 1) / (threads * rounds));
+  }
   for (size_t p = 0; p < per_partition.size(); ++p) {
     for (int64_t a = from[p]; a < to[p]; a += unit)
       per_partition[p].push_back(Unit{int32_t(p), a, std::min(a + unit, to[p])});
