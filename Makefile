@@ -85,6 +85,8 @@ bench: build bench-deps
 	./$(BUILD_DIR)/bench/view_bench --json bench/results/view_bench.json
 	/usr/bin/python3 bench/views/pg_baseline.py --json bench/results/pg_baseline.json
 	/usr/bin/python3 bench/views/compare.py bench/results/view_bench.json bench/results/pg_baseline.json
+	/usr/bin/python3 bench/views/backfill_vs_refresh.py --view-bench ./$(BUILD_DIR)/bench/view_bench \
+	  --json bench/results/backfill_vs_refresh.json
 
 # Side-by-side run against the peers (docs/BENCHMARKS.md, "Side by side").
 # PEERS_ARGS=--quick for a smoke run of about 2 minutes.

@@ -99,11 +99,14 @@ const char* kView = "CREATE MATERIALIZED VIEW totals AS SELECT customer, count(*
 // Blocks until the view has applied and committed events [0, events) of
 // partition 0: the read-your-writes wait a query uses (no polling, which
 // would take CPU from the view on a small machine).
+// Until the view has every event: a point read that waits for the last
+// offset (read-your-writes). A scan would also time the view's first
+// ordered read (its keys are sorted when a reader first needs them).
 void wait_live(views::Engine& e, int64_t events) {
   views::QueryOptions qo;
   qo.wait_for.push_back({"events", 0, events - 1});
   qo.timeout = std::chrono::minutes(10);
-  check(e.execute("SELECT count(*) FROM totals", qo), "waiting for the view");
+  check(e.execute("SELECT n FROM totals WHERE customer = 'c000000'", qo), "waiting for the view");
 }
 
 // PartialAggregation::min_records for every view (-1: never).
@@ -196,7 +199,16 @@ int main(int argc, char** argv) {
   std::printf("backfill on one thread: median %.0f events/s (min %.0f, max %.0f)\n", b1.median, b1.min, b1.max);
   Stats b = stats(backfill);
   std::printf("backfill decoding ahead: median %.0f events/s (min %.0f, max %.0f)\n", b.median, b.min, b.max);
-  if (!steady_too) return 0;
+  auto backfill_json = [&] {
+    return fmt::format(
+        "\"events\":{},\"backfill\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}},"
+        "\"backfill_one_thread\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}}",
+        events, b.median, b.min, b.max, b1.median, b1.min, b1.max);
+  };
+  if (!steady_too) {
+    if (!json_path.empty()) std::ofstream(json_path) << "{" << backfill_json() << "}\n";
+    return 0;
+  }
 
   // 3. Steady state: the view follows a producer appending as fast as it can.
   std::vector<double> steady;
@@ -260,14 +272,12 @@ int main(int argc, char** argv) {
               f50.median, f50.min, f50.max, f99.median, f99.min, f99.max);
   if (!json_path.empty()) {
     std::ofstream out(json_path);
-    out << fmt::format(
-        "{{\"events\":{},\"backfill\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}},"
-        "\"backfill_one_thread\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}},"
-        "\"steady\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}},"
-        "\"freshness_p50_ms\":{{\"median\":{},\"min\":{},\"max\":{}}},"
-        "\"freshness_p99_ms\":{{\"median\":{},\"min\":{},\"max\":{}}}}}\n",
-        events, b.median, b.min, b.max, b1.median, b1.min, b1.max, st.median, st.min, st.max, f50.median, f50.min, f50.max, f99.median, f99.min,
-        f99.max);
+    out << "{" << backfill_json()
+        << fmt::format(
+               ",\"steady\":{{\"median\":{},\"min\":{},\"max\":{},\"unit\":\"events/s\"}},"
+               "\"freshness_p50_ms\":{{\"median\":{},\"min\":{},\"max\":{}}},"
+               "\"freshness_p99_ms\":{{\"median\":{},\"min\":{},\"max\":{}}}}}\n",
+               st.median, st.min, st.max, f50.median, f50.min, f50.max, f99.median, f99.min, f99.max);
   }
   return 0;
 }
