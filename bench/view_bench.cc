@@ -9,6 +9,7 @@
 //
 //   view_bench [--events N] [--runs R] [--freshness-rate R/s] [--json FILE] [--backfill-only]
 //              [--decode-threads N] [--partial-records N (-1: no partial aggregation)]
+//              [--partial-window-ms MS] [--partial-unit N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -109,8 +110,9 @@ void wait_live(views::Engine& e, int64_t events) {
   check(e.execute("SELECT n FROM totals WHERE customer = 'c000000'", qo), "waiting for the view");
 }
 
-// PartialAggregation::min_records for every view (-1: never).
-int64_t g_partial_records = views::PartialAggregation{}.min_records;
+// PartialAggregation for every view (--partial-records N, -1: never;
+// --partial-window-ms, --partial-unit).
+views::PartialAggregation g_partial;
 
 // One backfill: a fresh view over the `events` already in the log under
 // `dir`; returns events/s until the view is live (after checking its
@@ -121,7 +123,7 @@ double backfill_run(const std::string& dir, const std::string& state, int64_t ev
   eo.state_dir = dir + "/" + state;
   eo.log = log.get();
   eo.decode_ahead.threads = decode_threads;
-  eo.partial.min_records = g_partial_records;
+  eo.partial = g_partial;
   auto engine = views::Engine::open(eo);
   if (!engine) return -1;
   views::Engine& e = **engine;
@@ -167,9 +169,11 @@ int main(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--backfill-only") steady_too = false;
     else if (a == "--decode-threads") decode_threads = std::stoi(next());
-    else if (a == "--partial-records") g_partial_records = std::stoll(next());
+    else if (a == "--partial-records") g_partial.min_records = std::stoll(next());
+    else if (a == "--partial-window-ms") g_partial.window = std::chrono::milliseconds(std::stoll(next()));
+    else if (a == "--partial-unit") g_partial.unit_records = std::stoll(next());
     else {
-      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N] [--partial-records N]\n");
+      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N] [--partial-records N] [--partial-window-ms MS] [--partial-unit N]\n");
       return 2;
     }
   }
@@ -220,7 +224,7 @@ int main(int argc, char** argv) {
     views::EngineOptions eo;
     eo.state_dir = dir.path() + "/state";
     eo.log = log.get();
-    eo.partial.min_records = g_partial_records;
+    eo.partial = g_partial;
     auto engine = views::Engine::open(eo);
     if (!engine) return 1;
     views::Engine& e = **engine;

@@ -107,9 +107,9 @@ struct DecodeAhead {
 // view folds in order.
 struct PartialAggregation {
   int64_t min_records = 1 << 18;  // negative: never
-  std::chrono::milliseconds window{250};
+  std::chrono::milliseconds window{1000};
   size_t max_keys = 1 << 18;  // keys in one table between folds
-  int64_t unit_records = 1 << 20;
+  int64_t unit_records = 1 << 22;
 };
 
 enum class SourceKind { kAppend, kUpsert, kChangelog };
