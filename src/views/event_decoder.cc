@@ -226,7 +226,10 @@ struct EventDecoder::Impl {
           if (p == end) return false;
           const char* digits = p;
           // The digits are read and accumulated in one pass (x is only
-          // used when there are at most 18 of them, which cannot overflow).
+          // used when there are at most 18 of them, which cannot overflow);
+          // an integer nobody reads is only checked (a timestamp's range
+          // check needs its value).
+          const bool value_read = out && (keep[size_t(col)] || type != Type::kInt);
           uint64_t x = 0;
           if (*p == '0') {
             ++p;
@@ -240,8 +243,10 @@ struct EventDecoder::Impl {
               std::memcpy(&w, p, 8);
               unsigned n = std::min<unsigned>(leading_digits(w), unsigned(end - p));
               if (n == 0) break;
-              uint64_t d = (w - kThrees) << (8 * (8 - n) & 63);
-              x = x * kPow10[n] + eight_digits_value(d);
+              if (value_read) {
+                uint64_t d = (w - kThrees) << (8 * (8 - n) & 63);
+                x = x * kPow10[n] + eight_digits_value(d);
+              }
               p += n;
               if (n < 8) break;
             }
@@ -274,12 +279,14 @@ struct EventDecoder::Impl {
             if (integral && ndigits <= 18 && (type == Type::kInt || type == Type::kTimestamp)) {
               int64_t n = int64_t(x);
               if (*start == '-') {
-                if (n == 0) return false;  // -0: left to simdjson
+                if (ndigits == 1 && *digits == '0') return false;  // -0: left to simdjson
                 n = -n;
               }
               if (type == Type::kInt) {
-                out->type = Type::kInt;
-                out->i = n;
+                if (value_read) {
+                  out->type = Type::kInt;
+                  out->i = n;
+                }
               } else {
                 constexpr int64_t kMsMax = INT64_MAX / 1000;
                 if (n > kMsMax || n < -kMsMax) return false;

@@ -28,8 +28,8 @@ class EventDecoder {
   // simdjson alone: what decode_row must agree with.
   bool decode_row_full(std::string_view json, size_t capacity, sql::Row* row, std::string* reason);
   // Only these columns (by index) are read from the rows decode_row
-  // returns: text values of the others are still checked but not copied,
-  // and read as NULL. Every column by default.
+  // returns: text and integer values of the others are still checked but
+  // not copied or computed, and read as NULL. Every column by default.
   void keep_only(const std::vector<bool>& columns);
   // A changelog record: before/after rows (absent = nullopt).
   bool decode_change(std::string_view json, size_t capacity, std::optional<sql::Row>* before,

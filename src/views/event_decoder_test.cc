@@ -422,7 +422,21 @@ TEST(EventDecoderTest, ColumnsNotKeptAreCheckedButNotCopied) {
             "error: missing field \"name\"");
   d.keep_only({false, true});  // columns past the list are kept
   EXPECT_EQ(decode(d, R"({"id":1,"name":"a","price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})"),
-            "[int:1, 'a', double:2.5, true, ts:2024-01-02 03:04:05]");
+            "[NULL, 'a', double:2.5, true, ts:2024-01-02 03:04:05]");
+  // An integer not kept is checked as one: the same answers as when it is
+  // kept, only its value is not computed (NULL) on the scanner's path.
+  const std::vector<std::string> ids = {"-12345678901234", "0", "123456789012345678", "-0", "1.5", "1e3",
+                                        "\"7\"", "12345678901234567890", "null", "-", "01"};
+  EventDecoder all(kSchema);
+  for (const std::string& id : ids) {
+    std::string json = R"({"id":)" + id + R"(,"name":"a","price":2.5,"ok":true,"ts":"2024-01-02 03:04:05"})";
+    std::string kept = decode(all, json), not_kept = decode(d, json);
+    if (kept.rfind("error", 0) == 0) {
+      EXPECT_EQ(not_kept, kept) << id;
+    } else if (not_kept != kept) {  // the full path (here for -0) reads every column
+      EXPECT_EQ(not_kept, "[NULL" + kept.substr(kept.find(','))) << id << " " << kept;
+    }
+  }
 }
 
 }  // namespace
