@@ -48,8 +48,11 @@ constexpr auto kDecodedWait = std::chrono::milliseconds(20);
 constexpr size_t kDirtyMax = 1 << 20;              // commit early when this many keys changed
 constexpr size_t kRecentErrorsMax = 5;
 constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.message.bytes
-// A commit of at least this many groups builds its changelog on a second thread.
+// A commit of at least this many groups builds its changelog on a second
+// thread, but for the last 1/kCommitTailShare of it, which the committing
+// thread builds once it has written the groups' state (about as long).
 constexpr size_t kParallelCommitMin = 16384;
+constexpr size_t kCommitTailShare = 4;
 
 void put_u64(std::string* out, uint64_t v) {
   char b[8];
@@ -180,13 +183,13 @@ struct ViewCodec {
   }
 };
 
-Row group_combined(const sql::SelectPlan& plan, const Group& g) {
-  Row combined = g.key;
-  combined.reserve(g.key.size() + plan.aggs.size());
-  for (size_t i = 0; i < plan.aggs.size(); ++i) {
-    const AggState& a = g.aggs[i];
-    const sql::AggSpec& spec = plan.aggs[i];
-    Value v;
+namespace {
+
+// Aggregate i's result for group g.
+Value aggregate_value(const sql::SelectPlan& plan, const Group& g, size_t i) {
+  const AggState& a = g.aggs[i];
+  const sql::AggSpec& spec = plan.aggs[i];
+  Value v;
     switch (spec.kind) {
       case sql::AggKind::kCountStar: v = Value::integer(g.rows); break;
       case sql::AggKind::kCount: v = Value::integer(a.count); break;
@@ -214,9 +217,25 @@ Row group_combined(const sql::SelectPlan& plan, const Group& g) {
         if (a.values && !a.values->empty()) v = a.values->rbegin()->first;
         break;
       case sql::AggKind::kCountDistinct: v = Value::integer(a.values ? int64_t(a.values->size()) : 0); break;
-    }
-    combined.push_back(std::move(v));
   }
+  return v;
+}
+
+}  // namespace
+
+// Every output a column of the combined row [group key values..., aggregates...].
+bool columns_only(const sql::SelectPlan& plan) {
+  const size_t width = plan.group_exprs.size() + plan.aggs.size();
+  for (const auto& o : plan.outputs) {
+    if (o->kind != sql::ExprKind::kColumn || o->column < 0 || size_t(o->column) >= width) return false;
+  }
+  return true;
+}
+
+Row group_combined(const sql::SelectPlan& plan, const Group& g) {
+  Row combined = g.key;
+  combined.reserve(g.key.size() + plan.aggs.size());
+  for (size_t i = 0; i < plan.aggs.size(); ++i) combined.push_back(aggregate_value(plan, g, i));
   return combined;
 }
 
@@ -226,9 +245,21 @@ bool group_output(const sql::SelectPlan& plan, const Group& g, Row* out) {
     *out = g.out;
     return true;
   }
-  Row combined = group_combined(plan, g);
   bool visible = g.rows > 0 || plan.group_exprs.empty();
-  if (visible && plan.having) {
+  if (!visible) return false;
+  if (!plan.having && columns_only(plan)) {
+    // Most views output their group columns and aggregates as they are:
+    // each straight from the group, without the combined row in between.
+    const size_t keys = g.key.size();
+    out->resize(plan.outputs.size());
+    for (size_t i = 0; i < plan.outputs.size(); ++i) {
+      auto c = size_t(plan.outputs[i]->column);
+      (*out)[i] = c < keys ? g.key[c] : aggregate_value(plan, g, c - keys);
+    }
+    return true;
+  }
+  Row combined = group_combined(plan, g);
+  if (plan.having) {
     try {
       visible = sql::eval_predicate(*plan.having, combined);
     } catch (const sql::SqlException&) {
@@ -1207,6 +1238,11 @@ int64_t View::process_some(ViewState& state, bool track, const std::vector<int64
 
 std::string View::key_to_json(const std::string& key, const Group* group) const {
   JsonWriter k;
+  write_key_json(key, group, k);
+  return std::move(k.mutable_str());
+}
+
+void View::write_key_json(const std::string& key, const Group* group, JsonWriter& k) const {
   if (spec_.plan.aggregate) {
     k.begin_array();
     if (group) {
@@ -1215,16 +1251,18 @@ std::string View::key_to_json(const std::string& key, const Group* group) const 
       for (const Value& v : *decoded) sql::write_json(k, v);
     }
     k.end_array();
-    return std::move(k.mutable_str());
+    return;
   }
   switch (spec_.source.kind) {
-    case SourceKind::kChangelog: return key;  // the parent's key, already a JSON array
+    case SourceKind::kChangelog:
+      k.raw(key);  // the parent's key, already a JSON array
+      return;
     case SourceKind::kUpsert: {
       k.begin_array();
       auto typed = sql::coerce(Value::text(key), spec_.source.schema[size_t(spec_.source.key_column)].type);
       sql::write_json(k, typed ? *typed : Value::text(key));
       k.end_array();
-      return std::move(k.mutable_str());
+      return;
     }
     case SourceKind::kAppend: {
       int32_t partition = 0;
@@ -1234,18 +1272,14 @@ std::string View::key_to_json(const std::string& key, const Group* group) const 
       k.value(int64_t(partition));
       k.value(int64_t(offset));
       k.end_array();
-      return std::move(k.mutable_str());
+      return;
     }
   }
-  return "[]";
+  k.begin_array();
+  k.end_array();
 }
 
 Status View::commit() {
-  // Reused: a commit's batch holds every changed group and the changelog
-  // outbox, and building it in fresh memory each time cost a page fault per
-  // 4 KiB of it (a fifth of the commit under a steady stream).
-  rocksdb::WriteBatch& wb = *commit_batch_;
-  wb.Clear();
   bool aggregate = spec_.plan.aggregate;
   int64_t ts = now_ms();
   std::string offsets_json;
@@ -1285,6 +1319,16 @@ Status View::commit() {
     if (a.head != b.head) return a.head < b.head;
     return *a.key < *b.key;
   });
+  // Reused: a commit's batch holds every changed group and the changelog
+  // outbox, and building it in fresh memory each time cost a page fault per
+  // 4 KiB of it (a fifth of the commit under a steady stream). A commit of
+  // many keys (a backfill's) gets a batch of about its size at once rather
+  // than growing one by doubling, which copied it all again at each step.
+  if (sorted.size() >= kParallelCommitMin) {
+    commit_batch_ = std::make_unique<rocksdb::WriteBatch>(sorted.size() * commit_bytes_per_key_);
+  }
+  rocksdb::WriteBatch& wb = *commit_batch_;
+  wb.Clear();
   const std::string group_prefix = prefix('g'), row_prefix = prefix('r');
   auto group_of = [&](const Item& item) {
     return item.group ? item.group : state_.index.find(*item.key, GroupIndex::hash(*item.key));
@@ -1309,6 +1353,7 @@ Status View::commit() {
   // row); the changelog record of item i follows when its row changed.
   struct Publisher {  // changelog records, in batches that stay under the topic's message size
     JsonWriter json;  // one changelog value at a time, its buffer reused
+    JsonWriter key_json;  // and its key
     Row after_row;
     std::unique_ptr<log::BatchBuilder> changes;
     std::vector<std::string> batches;
@@ -1329,7 +1374,9 @@ Status View::commit() {
       after = &pub.after_row;
     }
     if (spec_.changelog_topic.empty() || rows_equal(before ? &*before : nullptr, after, false)) return;
-    std::string key_json = key_to_json(key, g ? &g->second : nullptr);
+    pub.key_json.clear();
+    write_key_json(key, g ? &g->second : nullptr, pub.key_json);
+    const std::string& key_json = pub.key_json.str();
     JsonWriter& v = pub.json;
     v.clear();
     v.begin_object();
@@ -1371,9 +1418,11 @@ Status View::commit() {
   if (aggregate && sorted.size() >= kParallelCommitMin) {
     // A backfill's first commit holds every group: the changelog records
     // (most of the work) are built on a second thread while this one
-    // writes the groups' state; neither writes what the other reads.
+    // writes the groups' state, then the last of them, which takes it
+    // about as long; neither writes what the other reads.
+    const size_t split = sorted.size() - sorted.size() / kCommitTailShare;
     std::thread publisher([&] {
-      for (size_t i = 0; i < sorted.size(); ++i) {
+      for (size_t i = 0; i < split; ++i) {
         prefetch(i + kAhead);
         publish(i, pub);
       }
@@ -1382,7 +1431,17 @@ Status View::commit() {
       prefetch(i + kAhead);
       store(i);
     }
+    Publisher tail;
+    for (size_t i = split; i < sorted.size(); ++i) {
+      prefetch(i + kAhead);
+      publish(i, tail);
+    }
     publisher.join();
+    // The tail's records follow the rest, in key order.
+    if (pub.changes && pub.changes->record_count() > 0) pub.batches.push_back(pub.changes->finish());
+    pub.changes = std::move(tail.changes);
+    for (auto& b : tail.batches) pub.batches.push_back(std::move(b));
+    pub.count += tail.count;
   } else {
     for (size_t i = 0; i < sorted.size(); ++i) {
       prefetch(i + kAhead);
@@ -1422,6 +1481,7 @@ Status View::commit() {
     meta += failure_;
   }
   wb.Put(prefix('m'), meta);
+  if (!sorted.empty()) commit_bytes_per_key_ = std::clamp<size_t>(wb.GetDataSize() / sorted.size() * 9 / 8, 64, 4096);
   auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
   // A backfill's commits are tens of MB: keep no more than this between commits.
   if (wb.GetDataSize() > kCommitBatchKeepBytes) commit_batch_ = std::make_unique<rocksdb::WriteBatch>();

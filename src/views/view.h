@@ -39,6 +39,10 @@ class DB;
 class WriteBatch;
 }
 
+namespace evert {
+class JsonWriter;
+}
+
 namespace evert::log {
 class LogManager;
 }
@@ -370,6 +374,7 @@ class View {
   std::string prefix(char kind) const;
   // The changelog's JSON key of a state key: always a JSON array.
   std::string key_to_json(const std::string& key, const Group* group) const;
+  void write_key_json(const std::string& key, const Group* group, JsonWriter& out) const;
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
   // The one row of a view with aggregates and no GROUP BY, present from the start.
@@ -388,6 +393,7 @@ class View {
   mutable std::atomic<int> readers_waiting_{0};
   std::shared_lock<std::shared_mutex> lock_for_reading() const;
   std::unique_ptr<rocksdb::WriteBatch> commit_batch_;  // commit()'s, reused
+  size_t commit_bytes_per_key_ = 320;  // of the last commit, with a margin: a large commit's first guess
 
   mutable std::shared_mutex state_mu_;
   ViewState state_;
