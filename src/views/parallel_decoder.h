@@ -58,8 +58,8 @@ class ParallelDecoder {
     // PartialAggregates), a block per stretch of sum_unit_records or per
     // table of sum_max_keys keys, whichever ends first.
     bool sum = false;
-    int64_t sum_unit_records = 1 << 20;
-    size_t sum_max_keys = 1 << 18;
+    int64_t sum_unit_records = PartialAggregation{}.unit_records;
+    size_t sum_max_keys = PartialAggregation{}.max_keys;
   };
   // Decodes partition p's records [from[p], to[p]) (an append source: every
   // record is one event).

@@ -344,9 +344,15 @@ class View {
   // Folds partial_'s sums (or `sums`, a block's) into their groups and empties it.
   void fold_partial(ViewState& state, bool track);
   void fold(ViewState& state, bool track, PartialAggregates& sums);
-  // Whether a stretch of `behind` records is summed ahead (into partial_, made here).
+  // Whether the view can sum ahead (PartialAggregates::suits and the
+  // options), and whether a stretch of `behind` records is (partial_ is
+  // made then).
   bool can_sum_ahead() const;
   bool sums_ahead(int64_t behind);
+  // Records of the source not yet applied to state_ (the runner's; a rebuild pauses it).
+  int64_t lag_records() const;
+  // A shared lock of state_mu_, counted in readers_waiting_ while it waits.
+  std::shared_lock<std::shared_mutex> lock_for_reading() const;
   // Aggregates over an append-only table, the bulk of a backfill, whose
   // events go through chunks with overlapped group lookups (or are decoded
   // ahead) and read only the columns of columns_read().
@@ -387,11 +393,8 @@ class View {
   std::unique_ptr<PartialAggregates> partial_;  // when the plan suits it (PartialAggregates::suits)
   bool summing_ = false;  // deltas go to partial_ (in the runner's long batch, or a rebuild)
   int64_t summed_ = 0;  // events folded since the runner's last batch ended
-  // Records of the source not yet applied to state_ (the runner's; a rebuild pauses it).
-  int64_t lag_records() const;
   // Readers waiting for state_mu_: the runner ends a long batch early for them.
   mutable std::atomic<int> readers_waiting_{0};
-  std::shared_lock<std::shared_mutex> lock_for_reading() const;
   std::unique_ptr<rocksdb::WriteBatch> commit_batch_;  // commit()'s, reused
   size_t commit_bytes_per_key_ = 320;  // of the last commit, with a margin: a large commit's first guess
 
