@@ -8,8 +8,14 @@ namespace evert {
 
 void json_quote(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (char ch : s) {
-    auto c = uint8_t(ch);
+  // Runs of characters that need no escape are appended at once.
+  size_t plain = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = uint8_t(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    char ch = s[i];
     switch (ch) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -17,13 +23,10 @@ void json_quote(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out.push_back(ch);
-        }
+        out += fmt::format("\\u{:04x}", c);  // the other control characters
     }
   }
+  out.append(s.data() + plain, s.size() - plain);
   out.push_back('"');
 }
 

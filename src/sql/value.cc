@@ -42,12 +42,20 @@ int cmp3(T a, T b) {
 }
 
 void put_u64_be(uint64_t v, std::string* out) {
-  char b[8];
-  for (int k = 7; k >= 0; --k) {
-    b[k] = char(v & 0xff);
-    v >>= 8;
-  }
-  out->append(b, 8);
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+  v = __builtin_bswap64(v);
+  out->append(reinterpret_cast<const char*>(&v), 8);
+}
+
+// Appends `head`, then `body`, then `tail` with one size check: a group
+// key is encoded per event, and push_back per byte was most of it.
+void append3(std::string* out, char head, std::string_view body, std::string_view tail) {
+  const size_t at = out->size();
+  out->resize(at + 1 + body.size() + tail.size());
+  char* p = out->data() + at;
+  *p = head;
+  std::memcpy(p + 1, body.data(), body.size());
+  std::memcpy(p + 1 + body.size(), tail.data(), tail.size());
 }
 
 uint64_t get_u64_be(const char* p) {
@@ -107,17 +115,17 @@ void encode_key(const Value& v, std::string* out) {
       return;
     }
     case Type::kText:
-      out->push_back('\x40');
       if (v.s.find('\0') == std::string::npos) {
-        out->append(v.s);
+        append3(out, '\x40', v.s, std::string_view("\0\x01", 2));
       } else {
+        out->push_back('\x40');
         for (char c : v.s) {
           out->push_back(c);
           if (c == '\0') out->push_back('\xff');
         }
+        out->push_back('\0');
+        out->push_back('\x01');
       }
-      out->push_back('\0');
-      out->push_back('\x01');
       return;
   }
 }
@@ -153,6 +161,13 @@ Result<Value> decode_key(std::string_view bytes, size_t* pos) {
     }
     case '\x40': {
       std::string s;
+      // Most text has no NUL: up to the terminator in one piece.
+      if (size_t end = bytes.find('\0', *pos); end != std::string_view::npos && end + 1 < bytes.size() &&
+                                                bytes[end + 1] == '\x01') {
+        s.assign(bytes.data() + *pos, end - *pos);
+        *pos = end + 2;
+        return Value::text(std::move(s));
+      }
       while (true) {
         if (*pos + 2 > bytes.size()) return corrupt();
         char c = bytes[(*pos)++];

@@ -54,13 +54,10 @@ constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.mes
 constexpr size_t kParallelCommitMin = 16384;
 constexpr size_t kCommitTailShare = 4;
 
-void put_u64(std::string* out, uint64_t v) {
-  char b[8];
-  for (int k = 7; k >= 0; --k) {
-    b[k] = char(v & 0xff);
-    v >>= 8;
-  }
-  out->append(b, 8);
+void put_u64(std::string* out, uint64_t v) {  // big-endian
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+  v = __builtin_bswap64(v);
+  out->append(reinterpret_cast<const char*>(&v), 8);
 }
 
 bool get_u64(std::string_view in, size_t* pos, uint64_t* v) {
