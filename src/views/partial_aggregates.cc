@@ -45,10 +45,13 @@ PartialAggregates::PartialAggregates(const sql::SelectPlan& plan, size_t max_key
   EVERT_CHECK(suits(plan));
   for (const auto& a : plan.aggs) {
     Agg agg;
+    agg.arg = aggs_.size();
     if (a.kind != AggKind::kCountStar) {
       agg.at = int(counters_);
       agg.sum = a.kind == AggKind::kSum || a.kind == AggKind::kAvg;
       counters_ += agg.sum ? 2 : 1;
+      counts_.push_back(agg);
+      if (agg.sum) sums_.push_back(agg);
     }
     aggs_.push_back(agg);
   }
@@ -75,8 +78,8 @@ std::string_view PartialAggregates::slot_key(const char* s) const {
 }
 
 PartialAggregates::Added PartialAggregates::add(std::string_view key, uint64_t hash, const sql::Row& args) {
-  for (size_t i = 0; i < aggs_.size(); ++i) {
-    if (aggs_[i].sum && args[i].type == Type::kDouble) return Added::kCannot;
+  for (const Agg& a : sums_) {
+    if (args[a.arg].type == Type::kDouble) return Added::kCannot;
   }
   hash |= 1;
   char* s;
@@ -84,7 +87,12 @@ PartialAggregates::Added PartialAggregates::add(std::string_view key, uint64_t h
     s = slot(i);
     uint64_t h;
     std::memcpy(&h, s, 8);
-    if (h == hash && slot_key(s) == key) break;
+    if (h == hash) {
+      // Most keys are inline: their length byte, then their bytes.
+      if (key.size() <= kInlineBytes ? uint8_t(s[8]) == key.size() && std::memcmp(s + 9, key.data(), key.size()) == 0
+                                     : slot_key(s) == key)
+        break;
+    }
     if (h != 0) continue;
     // A new key.
     if (used_.size() >= max_keys_) return Added::kFull;
@@ -110,17 +118,16 @@ PartialAggregates::Added PartialAggregates::add(std::string_view key, uint64_t h
   // The sums change only once every one of them is known to fit, so a
   // refused event leaves the table as it was. A new key's sums are zero,
   // and zero plus any int64 fits: an emptied table always takes the event.
-  for (size_t i = 0; i < aggs_.size(); ++i) {
-    const Agg& a = aggs_[i];
+  for (const Agg& a : sums_) {
     int64_t unused;
-    if (a.sum && !args[i].is_null() && __builtin_add_overflow(sums[a.at + 1], args[i].i, &unused)) return Added::kFull;
+    if (!args[a.arg].is_null() && __builtin_add_overflow(sums[a.at + 1], args[a.arg].i, &unused)) return Added::kFull;
   }
   ++sums[0];
-  for (size_t i = 0; i < aggs_.size(); ++i) {
-    const Agg& a = aggs_[i];
-    if (a.at < 0 || args[i].is_null()) continue;
-    ++sums[a.at];
-    if (a.sum) sums[a.at + 1] += args[i].i;
+  for (const Agg& a : counts_) {
+    if (!args[a.arg].is_null()) ++sums[a.at];
+  }
+  for (const Agg& a : sums_) {
+    if (!args[a.arg].is_null()) sums[a.at + 1] += args[a.arg].i;
   }
   ++events_;
   return Added::kOk;

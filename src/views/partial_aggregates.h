@@ -80,10 +80,13 @@ class PartialAggregates {
   void allocate(size_t slots);
 
   struct Agg {
+    size_t arg = 0;     // its argument in add()'s `args`
     int at = -1;        // its count in the sums; -1: COUNT(*), which is rows
     bool sum = false;  // SUM or AVG: its integer sum follows at `at + 1`
   };
   std::vector<Agg> aggs_;
+  std::vector<Agg> counts_;  // those with a count (all but COUNT(*))
+  std::vector<Agg> sums_;    // those with a sum (SUM, AVG)
   size_t counters_ = 1;
   size_t stride_ = 64;
   size_t max_keys_;
