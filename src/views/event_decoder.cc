@@ -191,8 +191,12 @@ struct EventDecoder::Impl {
           if (!string(&key)) return false;
           col = column_after(previous, key);
         }
-        ws();
-        if (p == end || *p != ':') return false;
+        // Most JSON has no whitespace around ':' and ',': those are
+        // looked for first, and whitespace skipped only when they are not there.
+        if (p == end || *p != ':') {
+          ws();
+          if (p == end || *p != ':') return false;
+        }
         ++p;
         ws();
         if (p == end) return false;
@@ -317,7 +321,7 @@ struct EventDecoder::Impl {
           return false;  // nested values and anything malformed: the full path
         }
         if (col >= 0) seen_mask |= uint64_t(1) << col;
-        ws();
+        if (p == end || (*p != ',' && *p != '}')) ws();
         if (p == end) return false;
         if (*p == ',') {
           ++p;
