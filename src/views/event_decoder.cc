@@ -59,25 +59,41 @@ struct EventDecoder::Impl {
     uint32_t size = 0;
   };
   std::vector<QuotedName> quoted;
+  // The last field seen that is no column, and the column it followed
+  // (-2: none yet): events repeat it, like the columns, in the same place.
+  QuotedName unknown;
+  int unknown_after = -2;
   std::vector<uint8_t> keep;  // per column: its text is copied into the row
+
+  // `name` and its closing quote for a 16-byte compare, when it fits and
+  // holds no byte a plain JSON string cannot (else mask 0: never matches).
+  static QuotedName quote(std::string_view name) {
+    QuotedName q;
+    bool plain = name.size() + 1 <= sizeof(QuotedName::bytes);
+    for (char c : name) {
+      auto u = static_cast<unsigned char>(c);
+      if (u == '"' || u == '\\' || u < 0x20 || u >= 0x80) plain = false;
+    }
+    if (!plain) return q;
+    std::memcpy(q.bytes, name.data(), name.size());
+    q.bytes[name.size()] = '"';
+    q.size = uint32_t(name.size());
+    q.mask = (uint32_t(1) << (name.size() + 1)) - 1;
+    return q;
+  }
+
+  void remember_unknown(int after, std::string_view key) {
+    unknown = quote(key);
+    unknown_after = after;
+  }
 
   void set_schema(sql::Schema s) {
     schema = std::move(s);
     quoted.assign(schema.size(), QuotedName{});
     keep.assign(schema.size(), 1);
-    for (size_t i = 0; i < schema.size(); ++i) {
-      const std::string& name = schema[i].name;
-      bool plain = name.size() + 1 <= sizeof(QuotedName::bytes);
-      for (char c : name) {
-        auto u = static_cast<unsigned char>(c);
-        if (u == '"' || u == '\\' || u < 0x20 || u >= 0x80) plain = false;
-      }
-      if (!plain) continue;
-      std::memcpy(quoted[i].bytes, name.data(), name.size());
-      quoted[i].bytes[name.size()] = '"';
-      quoted[i].size = uint32_t(name.size());
-      quoted[i].mask = (uint32_t(1) << (name.size() + 1)) - 1;
-    }
+    for (size_t i = 0; i < schema.size(); ++i) quoted[i] = quote(schema[i].name);
+    unknown = QuotedName{};
+    unknown_after = -2;
   }
 
   bool named(size_t column, std::string_view key) const {
@@ -172,24 +188,31 @@ struct EventDecoder::Impl {
       while (true) {
         if (p == end || *p != '"') return false;
         int col = -1;
+        bool matched = false;
 #if defined(__SSE2__)
         // Most events spell their keys in the schema's order: compare the
-        // expected column's name and closing quote at once.
-        if (padded && size_t(previous + 1) < schema.size()) {
-          const QuotedName& q = quoted[size_t(previous + 1)];
+        // expected column's name and closing quote at once; and a field
+        // that is no column, after the same column as last time.
+        auto match = [&](const QuotedName& q) {
           __m128i got = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
           __m128i want = _mm_load_si128(reinterpret_cast<const __m128i*>(q.bytes));
           uint32_t same = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(got, want)));
-          if (q.mask != 0 && (same & q.mask) == q.mask && size_t(end - p) >= q.size + 2) {
-            col = previous + 1;
-            p += q.size + 2;
-          }
+          if (q.mask == 0 || (same & q.mask) != q.mask || size_t(end - p) < q.size + 2) return false;
+          p += q.size + 2;
+          return true;
+        };
+        if (padded && size_t(previous + 1) < schema.size() && match(quoted[size_t(previous + 1)])) {
+          col = previous + 1;
+          matched = true;
+        } else if (padded && previous == unknown_after && match(unknown)) {
+          matched = true;
         }
 #endif
-        if (col < 0) {
+        if (!matched) {
           std::string_view key;
           if (!string(&key)) return false;
           col = column_after(previous, key);
+          if (col < 0) remember_unknown(previous, key);
         }
         // Most JSON has no whitespace around ':' and ',': those are
         // looked for first, and whitespace skipped only when they are not there.
