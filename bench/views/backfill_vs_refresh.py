@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import psycopg2
 
@@ -109,10 +108,7 @@ def main(argv):
         log("%-22s %14.0f %14.0f %14.0f  %s" % (name, r["median"], r["min"], r["max"],
                                                "%.2fx" % ratio["median"] if ratio else ""))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        log("wrote %s" % args.json)
+        pg_baseline.write_json(args.json, report, log)
     return 0
 
 

@@ -492,6 +492,13 @@ def print_summary(report, log):
         log("%-14s %14.0f %14.0f %14.0f  %s" % (name, r["median"], r["min"], r["max"], r["unit"]))
 
 
+def write_json(path, report, log):
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    log("wrote %s" % path)
+
+
 def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -516,10 +523,7 @@ def main(argv):
         server.stop()
     print_summary(report, log)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        log("wrote %s" % args.json)
+        write_json(args.json, report, log)
     return 0
 
 

@@ -96,6 +96,46 @@ class EngineTest : public ::testing::Test {
   }
 
   DecodeAhead decode_ahead_;  // open_all()'s, for every view
+
+  // Random events into the three partitions of `topic`: 40 batches of 1 to
+  // 9 each per partition; event(id, batch, &malformed) makes each value.
+  // Counts them into *total and the malformed into *bad, and returns each
+  // partition's last offset.
+  std::vector<TopicOffset> produce_random(
+      const std::string& topic, std::mt19937& rng,
+      const std::function<std::optional<std::string>(int64_t id, int batch, bool* malformed)>& event, int64_t* total,
+      int64_t* bad) {
+    std::vector<TopicOffset> last;
+    for (int32_t p = 0; p < 3; ++p) {
+      int64_t end = -1;
+      for (int batch = 0; batch < 40; ++batch) {
+        std::vector<std::optional<std::string>> values;
+        size_t n = 1 + rng() % 9;
+        for (size_t i = 0; i < n; ++i, ++*total) {
+          bool malformed = false;
+          values.push_back(event(*total, batch, &malformed));
+          if (malformed) ++*bad;
+        }
+        end = produce(topic, p, values);
+      }
+      last.push_back({topic, p, end});
+    }
+    return last;
+  }
+
+  // A rebuild of `view` reads `events` events, finds nothing to change, and
+  // `sql` still answers `expected`.
+  void expect_rebuild_agrees(const std::string& view, int64_t events, const std::string& sql,
+                             const std::string& expected) {
+    auto rebuilt = engine_->rebuild(view);
+    if (!rebuilt.ok()) {
+      ADD_FAILURE() << view << ": rebuild failed";
+      return;
+    }
+    EXPECT_EQ(rebuilt.value().differences, 0) << view;
+    EXPECT_EQ(rebuilt.value().events, events) << view;
+    EXPECT_EQ(query(sql), expected) << view;
+  }
   PartialAggregation partial_;
 
   void close_all() {
@@ -968,30 +1008,20 @@ TEST_F(EngineTest, DecodingAheadAgreesWithTheViewsOwnThread) {
   reopen();
   ok("CREATE TABLE ev (id bigint, g text, v int, x double) WITH (partitions = 3)");
   std::mt19937 rng(20261127);
-  std::vector<TopicOffset> last;
   int64_t bad = 0, total = 0;
-  for (int32_t p = 0; p < 3; ++p) {
-    int64_t end = -1;
-    for (int batch = 0; batch < 40; ++batch) {
-      std::vector<std::optional<std::string>> values;
-      size_t n = 1 + rng() % 9;
-      for (size_t i = 0; i < n; ++i, ++total) {
-        int64_t id = total;
+  std::vector<TopicOffset> last =
+      produce_random("ev", rng, [&](int64_t id, int, bool* malformed) -> std::optional<std::string> {
         switch (rng() % 12) {
-          case 0: values.push_back(std::string("garbage")); ++bad; break;
-          case 1: values.push_back(std::nullopt); ++bad; break;
-          case 2: values.push_back(fmt::format(R"({{"id": {}}})", id)); ++bad; break;  // g, v, x missing
-          case 3: values.push_back(fmt::format(R"({{"id": {}, "g": "a", "v": "x", "x": 1}})", id)); ++bad; break;
-          case 4: values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": null, "x": 0.5}})", id, rng() % 5)); break;
+          case 0: *malformed = true; return std::string("garbage");
+          case 1: *malformed = true; return std::nullopt;
+          case 2: *malformed = true; return fmt::format(R"({{"id": {}}})", id);  // g, v, x missing
+          case 3: *malformed = true; return fmt::format(R"({{"id": {}, "g": "a", "v": "x", "x": 1}})", id);
+          case 4: return fmt::format(R"({{"id": {}, "g": "g{}", "v": null, "x": 0.5}})", id, rng() % 5);
           default:
-            values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": {}, "x": {}}})", id, rng() % 13,
-                                         int(rng() % 101) - 50, double(rng() % 1000) / 8));
+            return fmt::format(R"({{"id": {}, "g": "g{}", "v": {}, "x": {}}})", id, rng() % 13, int(rng() % 101) - 50,
+                               double(rng() % 1000) / 8);
         }
-      }
-      end = produce("ev", p, values);
-    }
-    last.push_back({"ev", p, end});
-  }
+      }, &total, &bad);
   const std::vector<std::string> views = {
       "AS SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi, avg(x) AS ax, "
       "count(DISTINCT v) AS dv FROM ev WHERE v > -40 OR v IS NULL GROUP BY g",
@@ -1009,14 +1039,7 @@ TEST_F(EngineTest, DecodingAheadAgreesWithTheViewsOwnThread) {
       EXPECT_EQ(st.events, total) << name;
       if (suffix == "ahead") {
         EXPECT_GT(st.decoded_ahead, 0) << name;
-        auto rebuilt = engine_->rebuild(name);
-        if (!rebuilt.ok()) {
-          ADD_FAILURE() << name << ": rebuild failed";
-          continue;
-        }
-        EXPECT_EQ(rebuilt.value().differences, 0) << name;
-        EXPECT_EQ(rebuilt.value().events, total) << name;
-        EXPECT_EQ(query(fmt::format("SELECT * FROM {} ORDER BY 1", name)), out.back()) << name;
+        expect_rebuild_agrees(name, total, fmt::format("SELECT * FROM {} ORDER BY 1", name), out.back());
       } else {
         EXPECT_EQ(st.decoded_ahead, 0) << name;
       }
@@ -1067,42 +1090,29 @@ TEST_F(EngineTest, DecodingAheadStopsAtTheBadEvent) {
 TEST_F(EngineTest, PartialAggregationAgreesWithApplyingEachEvent) {
   ok("CREATE TABLE ev (id bigint, g text, v bigint, x double, t text) WITH (partitions = 3)");
   std::mt19937 rng(20261128);
-  std::vector<TopicOffset> last;
   int64_t bad = 0, total = 0;
   const int64_t kBig = 4'000'000'000'000'000'000;  // three of them leave int64
   // First, four events whose sum leaves int64 within one stretch and one table.
   for (int i = 0; i < 4; ++i, ++total) {
     produce("ev", 0, {fmt::format(R"({{"id": {}, "g": "big", "v": {}, "x": 1, "t": "t"}})", total, kBig)});
   }
-  for (int32_t p = 0; p < 3; ++p) {
-    int64_t end = -1;
-    for (int batch = 0; batch < 40; ++batch) {
-      std::vector<std::optional<std::string>> values;
-      size_t n = 1 + rng() % 9;
-      for (size_t i = 0; i < n; ++i, ++total) {
-        int64_t id = total;
+  std::vector<TopicOffset> last =
+      produce_random("ev", rng, [&](int64_t id, int batch, bool* malformed) -> std::optional<std::string> {
         std::string t = fmt::format("a key longer than a slot holds {}", rng() % 4);
         switch (rng() % 12) {
-          case 0: values.push_back(std::string("garbage")); ++bad; break;
-          case 1: values.push_back(std::nullopt); ++bad; break;
-          case 2: values.push_back(fmt::format(R"({{"id": {}}})", id)); ++bad; break;
-          case 3: values.push_back(fmt::format(R"({{"id": {}, "g": "a", "v": "x", "x": 1, "t": ""}})", id)); ++bad; break;
-          case 4:
-            values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": null, "x": 0.5, "t": "{}"}})", id, rng() % 5, t));
-            break;
+          case 0: *malformed = true; return std::string("garbage");
+          case 1: *malformed = true; return std::nullopt;
+          case 2: *malformed = true; return fmt::format(R"({{"id": {}}})", id);
+          case 3: *malformed = true; return fmt::format(R"({{"id": {}, "g": "a", "v": "x", "x": 1, "t": ""}})", id);
+          case 4: return fmt::format(R"({{"id": {}, "g": "g{}", "v": null, "x": 0.5, "t": "{}"}})", id, rng() % 5, t);
           case 5:  // +kBig and -kBig by turns of three batches
-            values.push_back(fmt::format(R"({{"id": {}, "g": "big", "v": {}, "x": 1, "t": "{}"}})", id,
-                                         (batch / 3) % 2 == 0 ? kBig : -kBig, t));
-            break;
+            return fmt::format(R"({{"id": {}, "g": "big", "v": {}, "x": 1, "t": "{}"}})", id,
+                               (batch / 3) % 2 == 0 ? kBig : -kBig, t);
           default:
-            values.push_back(fmt::format(R"({{"id": {}, "g": "g{}", "v": {}, "x": {}, "t": "{}"}})", id, rng() % 13,
-                                         int(rng() % 101) - 50, double(rng() % 1000) / 8, t));
+            return fmt::format(R"({{"id": {}, "g": "g{}", "v": {}, "x": {}, "t": "{}"}})", id, rng() % 13,
+                               int(rng() % 101) - 50, double(rng() % 1000) / 8, t);
         }
-      }
-      end = produce("ev", p, values);
-    }
-    last.push_back({"ev", p, end});
-  }
+      }, &total, &bad);
   struct Case {
     std::string sql;
     bool sums;  // PartialAggregates::suits
@@ -1129,13 +1139,7 @@ TEST_F(EngineTest, PartialAggregationAgreesWithApplyingEachEvent) {
       } else {
         EXPECT_EQ(st.summed_ahead, 0) << name;
       }
-      auto rebuilt = engine_->rebuild(name);
-      if (!rebuilt.ok()) {
-        ADD_FAILURE() << name << ": rebuild failed";
-        continue;
-      }
-      EXPECT_EQ(rebuilt.value().differences, 0) << name;
-      EXPECT_EQ(query(fmt::format("SELECT * FROM {} ORDER BY 1, 2", name)), out.back()) << name;
+      expect_rebuild_agrees(name, total, fmt::format("SELECT * FROM {} ORDER BY 1, 2", name), out.back());
     }
     return out;
   };
