@@ -1578,6 +1578,9 @@ void View::run() {
         finish_batch(state_);
         int64_t lag = lag_records();
         if (lag == 0 && !state_.caught_up) state_.caught_up = true;
+        // Caught up, the view gives back its table of sums (tens of MB
+        // after a large backfill); it makes another if it falls far behind.
+        if (lag == 0) partial_.reset();
         auto since = std::chrono::steady_clock::now() - last_commit_;
         bool offsets_moved = committed_ != state_.next_offset;
         auto live_interval = std::clamp<std::chrono::steady_clock::duration>(
