@@ -17,13 +17,10 @@ round and the medians; --json writes them.
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-
-import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pg_baseline  # noqa: E402  (the directory above is where it lives)
@@ -88,19 +85,11 @@ def main(argv):
     if args.rounds < 1 or args.events < 1:
         p.error("--rounds and --events must be at least 1")
     log = lambda line: print(line, flush=True)
-    signal.signal(signal.SIGTERM, pg_baseline.raise_keyboard_interrupt)
-    server = pg_baseline.Server(pg_baseline.find_pg_bin(args.pg_bin), None)
-    try:
-        server.start()
-        report = run(server, args, log)
-    except KeyboardInterrupt:
-        log("backfill_vs_refresh: interrupted; stopping the server")
-        return 130
-    except (RuntimeError, psycopg2.Error, subprocess.SubprocessError, OSError, ValueError) as e:
-        log("backfill_vs_refresh: %s" % e)
-        return 1
-    finally:
-        server.stop()
+    report, code = pg_baseline.with_server("backfill_vs_refresh", args.pg_bin, None,
+                                           lambda server: run(server, args, log), log,
+                                           errors=(subprocess.SubprocessError, OSError, ValueError))
+    if code:
+        return code
     log("")
     log("%-22s %14s %14s %14s  %s" % ("result", "median", "min", "max", "median of the rounds' ratios"))
     for name, r in report["results"].items():

@@ -503,24 +503,33 @@ def raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def with_server(name, pg_bin, base_dir, body, log, errors=()):
+    """Runs body(server) against a private server stopped afterwards, also on
+    error, Ctrl-C and SIGTERM. Returns (body's result, 0), or (None, exit code)
+    after saying why; `errors` are exception types to report besides the server's."""
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # clean up on kill, too
+    server = Server(find_pg_bin(pg_bin), base_dir)
+    try:
+        server.start()
+        return body(server), 0
+    except KeyboardInterrupt:
+        log("%s: interrupted; stopping the server" % name)
+        return None, 130
+    except (RuntimeError, psycopg2.Error) + tuple(errors) as e:
+        log("%s: %s" % (name, e))
+        if server.proc is not None:
+            log("server log (tail):\n" + server.log_tail())
+        return None, 1
+    finally:
+        server.stop()
+
+
 def main(argv):
     args = parse_args(argv)
     log = lambda line: print(line, flush=True)
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # clean up on kill, too
-    server = Server(find_pg_bin(args.pg_bin), args.dir)
-    try:
-        server.start()
-        report = run(server, args, log)
-    except KeyboardInterrupt:
-        log("pg_baseline: interrupted; stopping the server")
-        return 130
-    except (RuntimeError, psycopg2.Error) as e:
-        log("pg_baseline: %s" % e)
-        if server.proc is not None:
-            log("server log (tail):\n" + server.log_tail())
-        return 1
-    finally:
-        server.stop()
+    report, code = with_server("pg_baseline", args.pg_bin, args.dir, lambda server: run(server, args, log), log)
+    if code:
+        return code
     print_summary(report, log)
     if args.json:
         write_json(args.json, report, log)

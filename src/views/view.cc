@@ -187,38 +187,36 @@ Value aggregate_value(const sql::SelectPlan& plan, const Group& g, size_t i) {
   const AggState& a = g.aggs[i];
   const sql::AggSpec& spec = plan.aggs[i];
   Value v;
-    switch (spec.kind) {
-      case sql::AggKind::kCountStar: v = Value::integer(g.rows); break;
-      case sql::AggKind::kCount: v = Value::integer(a.count); break;
-      case sql::AggKind::kSum:
-        if (a.count > 0) {
-          if (spec.type == Type::kDouble) {
-            v = Value::real(a.dsum + a.dcomp);
-          } else if (a.isum >= INT64_MIN && a.isum <= INT64_MAX) {
-            v = Value::integer(int64_t(a.isum));
-          } else {
-            v = Value::real(double(a.isum));
-          }
+  switch (spec.kind) {
+    case sql::AggKind::kCountStar: v = Value::integer(g.rows); break;
+    case sql::AggKind::kCount: v = Value::integer(a.count); break;
+    case sql::AggKind::kSum:
+      if (a.count > 0) {
+        if (spec.type == Type::kDouble) {
+          v = Value::real(a.dsum + a.dcomp);
+        } else if (a.isum >= INT64_MIN && a.isum <= INT64_MAX) {
+          v = Value::integer(int64_t(a.isum));
+        } else {
+          v = Value::real(double(a.isum));
         }
-        break;
-      case sql::AggKind::kAvg:
-        if (a.count > 0) {
-          double sum = spec.arg && spec.arg->type == Type::kDouble ? a.dsum + a.dcomp : double(a.isum);
-          v = Value::real(sum / double(a.count));
-        }
-        break;
-      case sql::AggKind::kMin:
-        if (a.values && !a.values->empty()) v = a.values->begin()->first;
-        break;
-      case sql::AggKind::kMax:
-        if (a.values && !a.values->empty()) v = a.values->rbegin()->first;
-        break;
-      case sql::AggKind::kCountDistinct: v = Value::integer(a.values ? int64_t(a.values->size()) : 0); break;
-  }
+      }
+      break;
+    case sql::AggKind::kAvg:
+      if (a.count > 0) {
+        double sum = spec.arg && spec.arg->type == Type::kDouble ? a.dsum + a.dcomp : double(a.isum);
+        v = Value::real(sum / double(a.count));
+      }
+      break;
+    case sql::AggKind::kMin:
+      if (a.values && !a.values->empty()) v = a.values->begin()->first;
+      break;
+    case sql::AggKind::kMax:
+      if (a.values && !a.values->empty()) v = a.values->rbegin()->first;
+      break;
+    case sql::AggKind::kCountDistinct: v = Value::integer(a.values ? int64_t(a.values->size()) : 0); break;
+}
   return v;
 }
-
-}  // namespace
 
 // Every output a column of the combined row [group key values..., aggregates...].
 bool columns_only(const sql::SelectPlan& plan) {
@@ -228,6 +226,8 @@ bool columns_only(const sql::SelectPlan& plan) {
   }
   return true;
 }
+
+}  // namespace
 
 Row group_combined(const sql::SelectPlan& plan, const Group& g) {
   Row combined = g.key;
@@ -802,19 +802,22 @@ void View::sum_deltas(ViewState& state, bool track, GroupDelta* d, size_t n) {
   for (size_t i = 0; i < std::min(n, kAhead); ++i) partial_->prefetch(d[i].hash);
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) partial_->prefetch(d[i + kAhead].hash);
-    GroupDelta& x = d[i];
-    switch (partial_->add(x.key, x.hash, x.args)) {
-      case PartialAggregates::Added::kOk: break;
-      case PartialAggregates::Added::kFull:
-        fold_partial(state, track);
-        EVERT_CHECK(partial_->add(x.key, x.hash, x.args) == PartialAggregates::Added::kOk);
-        break;
-      case PartialAggregates::Added::kCannot:
-        fold_partial(state, track);
-        x.entry = nullptr;
-        apply_group_delta(state, track, x.row, x);
-        break;
-    }
+    sum_delta(state, track, d[i]);
+  }
+}
+
+void View::sum_delta(ViewState& state, bool track, GroupDelta& d) {
+  switch (partial_->add(d.key, d.hash, d.args)) {
+    case PartialAggregates::Added::kOk: break;
+    case PartialAggregates::Added::kFull:
+      fold_partial(state, track);
+      EVERT_CHECK(partial_->add(d.key, d.hash, d.args) == PartialAggregates::Added::kOk);
+      break;
+    case PartialAggregates::Added::kCannot:
+      fold_partial(state, track);
+      d.entry = nullptr;
+      apply_group_delta(state, track, d.row, d);
+      break;
   }
 }
 
@@ -850,7 +853,8 @@ void View::fold(ViewState& state, bool track, PartialAggregates& p) {
           key_values_.push_back(std::move(*v));
         }
       }
-      e = change_group(state, track, e, p.key(i), p.hash(i), key_values_, key_values_);
+      // `row` is not read: a new group's key values are all in key_values_.
+      e = change_group(state, track, e, p.key(i), p.hash(i), key_values_, /*row=*/key_values_);
       p.fold(p.sums(i), e->second);
     }
   }
@@ -860,7 +864,8 @@ void View::fold(ViewState& state, bool track, PartialAggregates& p) {
 
 void View::flush_chunk(ViewState& state, bool track) {
   if (summing_) {
-    sum_deltas(state, track, chunk_.data(), chunk_size_);
+    // Their slots were requested as they came (append_to_chunk).
+    for (size_t i = 0; i < chunk_size_; ++i) sum_delta(state, track, chunk_[i]);
     chunk_size_ = 0;
     return;
   }

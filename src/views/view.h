@@ -341,6 +341,7 @@ class View {
                            const sql::Row& key_values, const sql::Row& row);
   // While summing_: the deltas go into partial_ instead of their groups.
   void sum_deltas(ViewState& state, bool track, GroupDelta* deltas, size_t count);
+  void sum_delta(ViewState& state, bool track, GroupDelta& delta);  // its slot requested already
   // Folds partial_'s sums (or `sums`, a block's) into their groups and empties it.
   void fold_partial(ViewState& state, bool track);
   void fold(ViewState& state, bool track, PartialAggregates& sums);
