@@ -99,10 +99,9 @@ const char* kView = "CREATE MATERIALIZED VIEW totals AS SELECT customer, count(*
 
 // Blocks until the view has applied and committed events [0, events) of
 // partition 0: the read-your-writes wait a query uses (no polling, which
-// would take CPU from the view on a small machine).
-// Until the view has every event: a point read that waits for the last
-// offset (read-your-writes). A scan would also time the view's first
-// ordered read (its keys are sorted when a reader first needs them).
+// would take CPU from the view on a small machine), on a point read; a scan
+// would also time the view's first ordered read (its keys are sorted when
+// a reader first needs them).
 void wait_live(views::Engine& e, int64_t events) {
   views::QueryOptions qo;
   qo.wait_for.push_back({"events", 0, events - 1});
