@@ -8,7 +8,7 @@
 // default: as many as there are cores).
 //
 //   view_bench [--events N] [--runs R] [--freshness-rate R/s] [--json FILE] [--backfill-only]
-//              [--decode-threads N] [--partial-records N (-1: no partial aggregation)]
+//              [--decode-threads N] [--ahead-only] [--partial-records N (-1: no partial aggregation)]
 //              [--partial-window-ms MS] [--partial-unit N]
 #include <algorithm>
 #include <chrono>
@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   bool steady_too = true;
   int decode_threads = -1;  // the backfill decoding ahead: one thread per core
+  bool one_core_too = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -168,11 +169,12 @@ int main(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--backfill-only") steady_too = false;
     else if (a == "--decode-threads") decode_threads = std::stoi(next());
+    else if (a == "--ahead-only") one_core_too = false;
     else if (a == "--partial-records") g_partial.min_records = std::stoll(next());
     else if (a == "--partial-window-ms") g_partial.window = std::chrono::milliseconds(std::stoll(next()));
     else if (a == "--partial-unit") g_partial.unit_records = std::stoll(next());
     else {
-      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N] [--partial-records N] [--partial-window-ms MS] [--partial-unit N]\n");
+      std::fprintf(stderr, "usage: view_bench [--events N] [--runs R] [--freshness-rate R] [--json FILE] [--backfill-only] [--decode-threads N] [--ahead-only] [--partial-records N] [--partial-window-ms MS] [--partial-unit N]\n");
       return 2;
     }
   }
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
   std::vector<double> backfill, backfill_one;
   for (int r = 0; r < runs; ++r) {
     for (int threads : {0, decode_threads}) {
+      if (threads == 0 && !one_core_too) continue;
       double rate = backfill_run(tmp.path(), fmt::format("state-{}-{}", r, threads), events, threads);
       if (rate < 0) return 1;
       (threads == 0 ? backfill_one : backfill).push_back(rate);
@@ -198,6 +201,7 @@ int main(int argc, char** argv) {
                   threads == 0 ? "one thread" : "decoding ahead", double(events) / rate, rate);
     }
   }
+  if (backfill_one.empty()) backfill_one.push_back(0);
   Stats b1 = stats(backfill_one);
   std::printf("backfill on one thread: median %.0f events/s (min %.0f, max %.0f)\n", b1.median, b1.min, b1.max);
   Stats b = stats(backfill);

@@ -65,6 +65,43 @@ struct EventDecoder::Impl {
   int unknown_after = -2;
   std::vector<uint8_t> keep;  // per column: its text is copied into the row
 
+  // The shape of the last event fast_row() took: the exact bytes between
+  // its values (keys, quotes, ':' and ',', whitespace), the column each
+  // value went to and how it is read. Events of one producer repeat their
+  // shape, so the next event is tried against it first (shaped_row()): a
+  // compare of those bytes replaces finding and matching each key, and each
+  // value is read by a step chosen for its column once, not per event.
+  struct Chunk {
+    alignas(16) char bytes[16] = {};
+  };
+  struct Literal {
+    uint32_t first = 0;  // its first chunk in `chunks`
+    uint32_t size = 0;   // bytes
+    uint32_t last_mask = 0;  // the bytes of its last chunk, a bit each
+  };
+  enum class Step : uint8_t {
+    kSkipString,  // a plain string, not copied (no column, or a text column not read)
+    kText,        // a plain string into a text column that is read
+    kSkipInt,     // an integer of at most 18 digits, not -0, not computed
+    kInt,         // the same into an integer column that is read
+    kAny,         // anything else: value(), as fast_row() reads it
+  };
+  struct ShapeField {
+    Literal before;  // from the previous value's end (or the event's start) to this value's start
+    int col = -1;    // -1: no column
+    Step step = Step::kAny;
+  };
+  std::vector<Chunk> chunks;
+  std::vector<ShapeField> shape;
+  Literal shape_tail;  // from the last value's end to the event's end
+  bool shaped = false;
+  // Filled by fast_row() when asked: each value's [start, end) in the event.
+  struct Seen {
+    uint32_t start, end;
+    int col;
+  };
+  std::vector<Seen> learned;
+
   // `name` and its closing quote for a 16-byte compare, when it fits and
   // holds no byte a plain JSON string cannot (else mask 0: never matches).
   static QuotedName quote(std::string_view name) {
@@ -94,7 +131,131 @@ struct EventDecoder::Impl {
     for (size_t i = 0; i < schema.size(); ++i) quoted[i] = quote(schema[i].name);
     unknown = QuotedName{};
     unknown_after = -2;
+    shaped = false;
   }
+
+  Literal add_literal(std::string_view bytes) {
+    Literal l{uint32_t(chunks.size()), uint32_t(bytes.size()), 0};
+    for (size_t at = 0; at < bytes.size(); at += sizeof(Chunk::bytes)) {
+      chunks.emplace_back();
+      size_t n = std::min(sizeof(Chunk::bytes), bytes.size() - at);
+      std::memcpy(chunks.back().bytes, bytes.data() + at, n);
+      l.last_mask = n == 16 ? 0xffff : (uint32_t(1) << n) - 1;
+    }
+    return l;
+  }
+  // How a value like `text` (as fast_row() read it) into column `col` is read.
+  Step step_for(std::string_view text, int col) const {
+    Type type = col < 0 ? Type::kNull : schema[size_t(col)].type;
+    bool read = col >= 0 && keep[size_t(col)];
+    if (text[0] == '"') {
+      if (type == Type::kText && read) return Step::kText;
+      return col < 0 || type == Type::kText ? Step::kSkipString : Step::kAny;
+    }
+    bool integer = text.find_first_not_of("-0123456789") == std::string_view::npos;
+    if (integer && (col < 0 || type == Type::kInt)) return type == Type::kInt && read ? Step::kInt : Step::kSkipInt;
+    return Step::kAny;
+  }
+  // The shape of `json`, which fast_row() just took while filling `learned`.
+  void learn_shape(std::string_view json) {
+    chunks.clear();
+    shape.clear();
+    uint32_t at = 0;
+    for (const Seen& v : learned) {
+      shape.push_back({add_literal(json.substr(at, v.start - at)), v.col,
+                       step_for(json.substr(v.start, v.end - v.start), v.col)});
+      at = v.end;
+    }
+    shape_tail = add_literal(json.substr(at));
+    shaped = true;
+  }
+#if defined(__SSE2__)
+  // The literal at *p, 16 bytes a compare (at least kPadding bytes are
+  // readable past `end`, and the literal is checked to end before it).
+  bool match_literal(const char*& p, const char* end, const Literal& l) const {
+    if (size_t(end - p) < l.size) return false;
+    const Chunk* c = &chunks[l.first];
+    uint32_t done = 0;
+    for (; done + 16 < l.size; done += 16, ++c) {
+      __m128i got = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + done));
+      __m128i want = _mm_load_si128(reinterpret_cast<const __m128i*>(c->bytes));
+      if (_mm_movemask_epi8(_mm_cmpeq_epi8(got, want)) != 0xffff) return false;
+    }
+    __m128i got = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + done));
+    __m128i want = _mm_load_si128(reinterpret_cast<const __m128i*>(c->bytes));
+    uint32_t same = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(got, want)));
+    if ((same & l.last_mask) != l.last_mask) return false;
+    p += l.size;
+    return true;
+  }
+  // An integer of 1 to 18 digits at *p, not -0, as fast_row() takes one
+  // for an integer column; p ends past it. Its value when `compute`.
+  static bool short_integer(const char*& p, const char* end, bool compute, int64_t* out) {
+    const char* q = p;
+    bool negative = q < end && *q == '-';
+    q += negative;
+    const char* digits = q;
+    uint64_t x = 0;
+    for (int words = 0; words < 3; ++words) {
+      uint64_t w;
+      std::memcpy(&w, q, 8);
+      unsigned n = std::min<unsigned>(leading_digits(w), unsigned(end - q));
+      if (compute && n > 0) x = x * kPow10[n] + eight_digits_value((w - kThrees) << (8 * (8 - n) & 63));
+      q += n;
+      if (n < 8) break;
+    }
+    size_t ndigits = size_t(q - digits);
+    // No digits, more than 18, a leading zero, -0, or a number going on
+    // past 24 digits: fast_row()'s reading (or simdjson's) decides.
+    if (ndigits == 0 || ndigits > 18 || (*digits == '0' && (ndigits > 1 || negative))) return false;
+    *out = negative ? -int64_t(x) : int64_t(x);
+    p = q;
+    return true;
+  }
+  // An event of the last shape: every byte outside the values as in the
+  // event the shape was learned from, and every value read as fast_row()
+  // reads it into its column. So it answers only when fast_row() would
+  // have answered the same row; anything else is left to fast_row(). A
+  // number must be followed by the next literal, which starts with what
+  // followed it in the learned event: a delimiter.
+  bool shaped_row(std::string_view json, sql::Row* row) {
+    const char* p = json.data();
+    const char* end = p + json.size();
+    row->resize(schema.size());
+    for (Value& v : *row) v.type = Type::kNull;
+    for (const ShapeField& f : shape) {
+      if (!match_literal(p, end, f.before) || p == end) return false;
+      switch (f.step) {
+        case Step::kSkipString:
+        case Step::kText: {
+          std::string_view text;
+          if (*p != '"' || !plain_string(p, end, &text)) return false;
+          if (f.step == Step::kText) {
+            Value& out = (*row)[size_t(f.col)];
+            out.type = Type::kText;
+            out.s.assign(text.data(), text.size());
+          }
+          break;
+        }
+        case Step::kSkipInt:
+        case Step::kInt: {
+          int64_t n;
+          if (!short_integer(p, end, f.step == Step::kInt, &n)) return false;
+          if (f.step == Step::kInt) {
+            Value& out = (*row)[size_t(f.col)];
+            out.type = Type::kInt;
+            out.i = n;
+          }
+          break;
+        }
+        case Step::kAny:
+          if (!value(p, end, true, f.col, row)) return false;
+          break;
+      }
+    }
+    return match_literal(p, end, shape_tail) && p == end;
+  }
+#endif
 
   bool named(size_t column, std::string_view key) const {
     const std::string& name = schema[column].name;
@@ -114,6 +275,180 @@ struct EventDecoder::Impl {
     return column_of(key);
   }
 
+  // A string without escapes, control or non-ASCII bytes; *p is the
+  // opening quote, and p ends past the closing one.
+  static bool plain_string(const char*& p, const char* end, std::string_view* out) {
+    const char* start = ++p;
+#if defined(__SSE2__)
+    // 16 bytes a step: the first quote, backslash, control byte or byte
+    // >= 0x80 (negative as a signed char, so below 0x20 too).
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      __m128i special =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space));
+      int mask = _mm_movemask_epi8(special);
+      if (mask != 0) {
+        p += __builtin_ctz(unsigned(mask));
+        if (*p != '"') return false;
+        *out = std::string_view(start, size_t(p - start));
+        ++p;
+        return true;
+      }
+      p += 16;
+    }
+#endif
+    while (p < end) {
+      auto u = static_cast<unsigned char>(*p);
+      if (u == '"') {
+        *out = std::string_view(start, size_t(p - start));
+        ++p;
+        return true;
+      }
+      if (u == '\\' || u < 0x20 || u >= 0x80) return false;
+      ++p;
+    }
+    return false;
+  }
+  static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+  static bool delimiter(const char* p, const char* end) { return p == end || *p == ',' || *p == '}' || is_ws(*p); }
+
+  // One value at *p (p < end) into column `col` of *row (-1: no column, the
+  // value is only checked), as simdjson would read it; p ends past it.
+  // False for anything this scanner leaves to simdjson (see fast_row).
+  bool value(const char*& p, const char* end, bool padded, int col, sql::Row* row) const {
+    Type type = col < 0 ? Type::kNull : schema[size_t(col)].type;
+    Value* out = col < 0 ? nullptr : &(*row)[size_t(col)];
+    auto literal = [&](std::string_view word) {
+      if (size_t(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0) return false;
+      p += word.size();
+      return true;
+    };
+    char c = *p;
+    if (c == '"') {
+      std::string_view text;
+      if (!plain_string(p, end, &text)) return false;
+      if (out) {
+        if (type == Type::kText) {
+          if (keep[size_t(col)]) {
+            out->type = Type::kText;
+            out->s.assign(text.data(), text.size());
+          }
+        } else if (type == Type::kTimestamp) {
+          auto t = sql::parse_timestamp(text);
+          if (!t) return false;
+          *out = Value::timestamp(*t);
+        } else {
+          return false;
+        }
+      }
+      return true;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      // JSON's number grammar; the scanner reads integers of up to 18
+      // digits itself and hands doubles to from_chars (correctly rounded,
+      // as simdjson is).
+      const char* start = p;
+      if (*p == '-') ++p;
+      if (p == end) return false;
+      const char* digits = p;
+      // The digits are read and accumulated in one pass (x is only
+      // used when there are at most 18 of them, which cannot overflow);
+      // an integer nobody reads is only checked (a timestamp's range
+      // check needs its value).
+      const bool value_read = out && (keep[size_t(col)] || type != Type::kInt);
+      uint64_t x = 0;
+      if (*p == '0') {
+        ++p;
+      } else if (*p >= '1' && *p <= '9') {
+        // Up to eight digits per step without a branch per digit: the
+        // run's length from the word, its value from the same word
+        // shifted so that the digits fill its top lanes (zeros before
+        // them are leading zeros).
+        while (padded) {
+          uint64_t w;
+          std::memcpy(&w, p, 8);
+          unsigned n = std::min<unsigned>(leading_digits(w), unsigned(end - p));
+          if (n == 0) break;
+          if (value_read) {
+            uint64_t d = (w - kThrees) << (8 * (8 - n) & 63);
+            x = x * kPow10[n] + eight_digits_value(d);
+          }
+          p += n;
+          if (n < 8) break;
+        }
+        while (p < end && unsigned(*p - '0') <= 9) {
+          x = x * 10 + unsigned(*p - '0');
+          ++p;
+        }
+      } else {
+        return false;
+      }
+      size_t ndigits = size_t(p - digits);
+      bool integral = true;
+      if (p < end && *p == '.') {
+        integral = false;
+        ++p;
+        const char* frac = p;
+        while (p < end && *p >= '0' && *p <= '9') ++p;
+        if (p == frac) return false;
+      }
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        const char* exp = p;
+        while (p < end && *p >= '0' && *p <= '9') ++p;
+        if (p == exp) return false;
+      }
+      if (!delimiter(p, end)) return false;
+      if (!out) return true;
+      if (integral && ndigits <= 18 && (type == Type::kInt || type == Type::kTimestamp)) {
+        int64_t n = int64_t(x);
+        if (*start == '-') {
+          if (ndigits == 1 && *digits == '0') return false;  // -0: left to simdjson
+          n = -n;
+        }
+        if (type == Type::kInt) {
+          if (value_read) {
+            out->type = Type::kInt;
+            out->i = n;
+          }
+        } else {
+          constexpr int64_t kMsMax = INT64_MAX / 1000;
+          if (n > kMsMax || n < -kMsMax) return false;
+          out->type = Type::kTimestamp;
+          out->i = n * 1000;
+        }
+        return true;
+      }
+      if (type == Type::kDouble) {
+        double d;
+        auto r = std::from_chars(start, p, d);
+        if (r.ec != std::errc() || r.ptr != p || !std::isfinite(d)) return false;
+        out->type = Type::kDouble;
+        out->d = d;
+        return true;
+      }
+      return false;
+    }
+    if (c == 'n') {
+      if (!literal("null") || !delimiter(p, end)) return false;
+      if (out) out->type = Type::kNull;
+      return true;
+    }
+    if (c == 't' || c == 'f') {
+      bool b = c == 't';
+      if (!literal(b ? "true" : "false") || !delimiter(p, end)) return false;
+      if (out) {
+        if (type != Type::kBool) return false;
+        *out = Value::boolean(b);
+      }
+      return true;
+    }
+    return false;  // nested values and anything malformed: the full path
+  }
+
   // The common case without simdjson: a flat object of ASCII text, keys and
   // strings without escapes, numbers, true/false/null, every column present
   // with a value of its type. Returns false for anything else (nested
@@ -124,56 +459,16 @@ struct EventDecoder::Impl {
   // have answered the same row.
   // `padded`: at least kPadding readable bytes follow `json`, so the
   // scanner may load 16 bytes (key compare) or 8 (digits) past where it is.
-  bool fast_row(std::string_view json, bool padded, sql::Row* row) {
+  // `learn`: each value's place goes into `learned` (learn_shape()).
+  bool fast_row(std::string_view json, bool padded, sql::Row* row, bool learn) {
     const char* p = json.data();
     const char* end = p + json.size();
     auto ws = [&] {
       // Most JSON between tokens has no whitespace: one compare says so.
-      while (p < end && static_cast<unsigned char>(*p) <= ' ' &&
-             (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        ++p;
+      while (p < end && static_cast<unsigned char>(*p) <= ' ' && is_ws(*p)) ++p;
     };
-    // A string without escapes, control or non-ASCII bytes; *p is the opening quote.
-    auto string = [&](std::string_view* out) {
-      const char* start = ++p;
-#if defined(__SSE2__)
-      // 16 bytes a step: the first quote, backslash, control byte or byte
-      // >= 0x80 (negative as a signed char, so below 0x20 too).
-      const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
-      while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                        _mm_cmplt_epi8(v, space));
-        int mask = _mm_movemask_epi8(special);
-        if (mask != 0) {
-          p += __builtin_ctz(unsigned(mask));
-          if (*p != '"') return false;
-          *out = std::string_view(start, size_t(p - start));
-          ++p;
-          return true;
-        }
-        p += 16;
-      }
-#endif
-      while (p < end) {
-        auto u = static_cast<unsigned char>(*p);
-        if (u == '"') {
-          *out = std::string_view(start, size_t(p - start));
-          ++p;
-          return true;
-        }
-        if (u == '\\' || u < 0x20 || u >= 0x80) return false;
-        ++p;
-      }
-      return false;
-    };
-    auto literal = [&](std::string_view word) {
-      if (size_t(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0) return false;
-      p += word.size();
-      return true;
-    };
-    auto delimiter = [&] { return p == end || *p == ',' || *p == '}' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; };
     if (schema.size() > 64) return false;  // the seen set below is one word
+    if (learn) learned.clear();
     row->resize(schema.size());
     for (Value& v : *row) v.type = Type::kNull;
     uint64_t seen_mask = 0;
@@ -210,7 +505,7 @@ struct EventDecoder::Impl {
 #endif
         if (!matched) {
           std::string_view key;
-          if (!string(&key)) return false;
+          if (!plain_string(p, end, &key)) return false;
           col = column_after(previous, key);
           if (col < 0) remember_unknown(previous, key);
         }
@@ -224,125 +519,9 @@ struct EventDecoder::Impl {
         ws();
         if (p == end) return false;
         if (col >= 0) previous = col;
-        Type type = col < 0 ? Type::kNull : schema[size_t(col)].type;
-        Value* out = col < 0 ? nullptr : &(*row)[size_t(col)];
-        char c = *p;
-        if (c == '"') {
-          std::string_view text;
-          if (!string(&text)) return false;
-          if (out) {
-            if (type == Type::kText) {
-              if (keep[size_t(col)]) {
-                out->type = Type::kText;
-                out->s.assign(text.data(), text.size());
-              }
-            } else if (type == Type::kTimestamp) {
-              auto t = sql::parse_timestamp(text);
-              if (!t) return false;
-              *out = Value::timestamp(*t);
-            } else {
-              return false;
-            }
-          }
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-          // JSON's number grammar; the scanner reads integers of up to 18
-          // digits itself and hands doubles to from_chars (correctly rounded,
-          // as simdjson is).
-          const char* start = p;
-          if (*p == '-') ++p;
-          if (p == end) return false;
-          const char* digits = p;
-          // The digits are read and accumulated in one pass (x is only
-          // used when there are at most 18 of them, which cannot overflow);
-          // an integer nobody reads is only checked (a timestamp's range
-          // check needs its value).
-          const bool value_read = out && (keep[size_t(col)] || type != Type::kInt);
-          uint64_t x = 0;
-          if (*p == '0') {
-            ++p;
-          } else if (*p >= '1' && *p <= '9') {
-            // Up to eight digits per step without a branch per digit: the
-            // run's length from the word, its value from the same word
-            // shifted so that the digits fill its top lanes (zeros before
-            // them are leading zeros).
-            while (padded) {
-              uint64_t w;
-              std::memcpy(&w, p, 8);
-              unsigned n = std::min<unsigned>(leading_digits(w), unsigned(end - p));
-              if (n == 0) break;
-              if (value_read) {
-                uint64_t d = (w - kThrees) << (8 * (8 - n) & 63);
-                x = x * kPow10[n] + eight_digits_value(d);
-              }
-              p += n;
-              if (n < 8) break;
-            }
-            while (p < end && unsigned(*p - '0') <= 9) {
-              x = x * 10 + unsigned(*p - '0');
-              ++p;
-            }
-          } else {
-            return false;
-          }
-          size_t ndigits = size_t(p - digits);
-          bool integral = true;
-          if (p < end && *p == '.') {
-            integral = false;
-            ++p;
-            const char* frac = p;
-            while (p < end && *p >= '0' && *p <= '9') ++p;
-            if (p == frac) return false;
-          }
-          if (p < end && (*p == 'e' || *p == 'E')) {
-            integral = false;
-            ++p;
-            if (p < end && (*p == '+' || *p == '-')) ++p;
-            const char* exp = p;
-            while (p < end && *p >= '0' && *p <= '9') ++p;
-            if (p == exp) return false;
-          }
-          if (!delimiter()) return false;
-          if (out) {
-            if (integral && ndigits <= 18 && (type == Type::kInt || type == Type::kTimestamp)) {
-              int64_t n = int64_t(x);
-              if (*start == '-') {
-                if (ndigits == 1 && *digits == '0') return false;  // -0: left to simdjson
-                n = -n;
-              }
-              if (type == Type::kInt) {
-                if (value_read) {
-                  out->type = Type::kInt;
-                  out->i = n;
-                }
-              } else {
-                constexpr int64_t kMsMax = INT64_MAX / 1000;
-                if (n > kMsMax || n < -kMsMax) return false;
-                out->type = Type::kTimestamp;
-                out->i = n * 1000;
-              }
-            } else if (type == Type::kDouble) {
-              double x;
-              auto r = std::from_chars(start, p, x);
-              if (r.ec != std::errc() || r.ptr != p || !std::isfinite(x)) return false;
-              out->type = Type::kDouble;
-              out->d = x;
-            } else {
-              return false;
-            }
-          }
-        } else if (c == 'n') {
-          if (!literal("null") || !delimiter()) return false;
-          if (out) out->type = Type::kNull;
-        } else if (c == 't' || c == 'f') {
-          bool b = c == 't';
-          if (!literal(b ? "true" : "false") || !delimiter()) return false;
-          if (out) {
-            if (type != Type::kBool) return false;
-            *out = Value::boolean(b);
-          }
-        } else {
-          return false;  // nested values and anything malformed: the full path
-        }
+        const char* start = p;
+        if (!value(p, end, padded, col, row)) return false;
+        if (learn) learned.push_back({uint32_t(start - json.data()), uint32_t(p - json.data()), col});
         if (col >= 0) seen_mask |= uint64_t(1) << col;
         if (p == end || (*p != ',' && *p != '}')) ws();
         if (p == end) return false;
@@ -490,10 +669,19 @@ EventDecoder::~EventDecoder() = default;
 
 void EventDecoder::keep_only(const std::vector<bool>& columns) {
   for (size_t i = 0; i < impl_->keep.size(); ++i) impl_->keep[i] = i >= columns.size() || columns[i];
+  impl_->shaped = false;  // its steps depend on what is kept
 }
 
 bool EventDecoder::decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
-  if (impl_->fast_row(json, capacity >= json.size() + kPadding, row)) return true;
+  Impl& d = *impl_;
+  const bool padded = capacity >= json.size() + kPadding;
+#if defined(__SSE2__)
+  if (padded && d.shaped && d.shaped_row(json, row)) return true;
+#endif
+  if (d.fast_row(json, padded, row, padded)) {
+    if (padded) d.learn_shape(json);
+    return true;
+  }
   return decode_row_full(json, capacity, row, reason);
 }
 
