@@ -233,7 +233,13 @@ struct EventDecoder::Impl {
           if (f.step == Step::kText) {
             Value& out = (*row)[size_t(f.col)];
             out.type = Type::kText;
-            out.s.assign(text.data(), text.size());
+            // Rows are reused, and a column's text is often as long as the
+            // last event's: then a copy, without assign()'s general case.
+            if (out.s.size() == text.size()) {
+              std::memcpy(out.s.data(), text.data(), text.size());
+            } else {
+              out.s.assign(text.data(), text.size());
+            }
           }
           break;
         }

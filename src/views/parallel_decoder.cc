@@ -28,6 +28,7 @@ struct ParallelDecoder::Worker {
   std::array<GroupDelta, 32> ring;
   size_t ring_size = 0;
   double bytes_per_record = 0;  // of the reads so far; 0: none yet
+  size_t sum_slots = 0;         // the largest table of sums this worker has filled
   std::vector<std::unique_ptr<DecodedBlock>> blocks;  // all of this worker's, wherever they are
 
   // Guards the two lists; `cv` wakes the worker (a block is free again) and
@@ -116,10 +117,13 @@ DecodedBlock* ParallelDecoder::acquire(Worker& w, size_t unit_index, int32_t par
   b->size = 0;
   b->errors.clear();
   if (b->sums && !b->sums->empty()) b->sums->clear();  // the view let it go unfolded
+  // The stretches are alike: a table starts at the size the last one needed.
+  if (b->sums) b->sums->reserve(w.sum_slots);
   return b;
 }
 
 void ParallelDecoder::publish(Worker& w, DecodedBlock* block) {
+  if (block->sums) w.sum_slots = std::max(w.sum_slots, block->sums->slots());
   std::lock_guard lock(w.mu);
   w.ready.push_back(block);
   w.cv.notify_all();

@@ -59,11 +59,10 @@ PartialAggregates::PartialAggregates(const sql::SelectPlan& plan, size_t max_key
   allocate(kSlotsMin);
 }
 
-PartialAggregates::~PartialAggregates() { std::free(table_); }
+PartialAggregates::~PartialAggregates() { huge_pages::unmap_zeroed(table_, slots_ * stride_); }
 
 void PartialAggregates::allocate(size_t slots) {
-  table_ = static_cast<char*>(huge_pages::allocate_huge(slots * stride_));
-  std::memset(table_, 0, slots * stride_);
+  table_ = static_cast<char*>(huge_pages::map_zeroed(slots * stride_));
   slots_ = slots;
   mask_ = slots - 1;
 }
@@ -133,8 +132,15 @@ PartialAggregates::Added PartialAggregates::add(std::string_view key, uint64_t h
   return Added::kOk;
 }
 
+void PartialAggregates::reserve(size_t slots) {
+  if (!empty() || slots <= slots_ || (slots & (slots - 1)) != 0) return;
+  huge_pages::unmap_zeroed(table_, slots_ * stride_);
+  allocate(slots);
+}
+
 void PartialAggregates::grow() {
   char* old = table_;
+  size_t old_bytes = slots_ * stride_;
   allocate(slots_ * 2);
   for (uint32_t& u : used_) {
     const char* from = old + size_t(u) * stride_;
@@ -150,7 +156,7 @@ void PartialAggregates::grow() {
     std::memcpy(slot(i), from, stride_);
     u = uint32_t(i);
   }
-  std::free(old);
+  huge_pages::unmap_zeroed(old, old_bytes);
 }
 
 std::string_view PartialAggregates::key(size_t i) const { return slot_key(slot(used_[i])); }

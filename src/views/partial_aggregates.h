@@ -64,6 +64,11 @@ class PartialAggregates {
   // Adds one key's sums to its group, as the events would have one by one.
   void fold(const int64_t* sums, Group& g) const;
   void clear();  // keeps the table's memory for the next window
+  // The table's size in slots; reserve() makes an empty table that size at
+  // once (a power of two), so that it need not grow through the sizes
+  // before it, rehashing at each.
+  size_t slots() const { return slots_; }
+  void reserve(size_t slots);
 
  private:
   // A slot: the hash (0: empty), the key's length (kSpilled: the key is in

@@ -341,6 +341,24 @@ void* allocate_huge(size_t bytes) {
   return p;
 }
 
+void* map_zeroed(size_t bytes) {
+  size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* m = mmap(nullptr, rounded + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  // Only the 2 MiB aligned part is kept.
+  auto start = reinterpret_cast<uintptr_t>(m);
+  uintptr_t aligned = (start + kHuge - 1) / kHuge * kHuge;
+  if (aligned > start) munmap(m, aligned - start);
+  if (size_t tail = start + rounded + kHuge - (aligned + rounded); tail > 0)
+    munmap(reinterpret_cast<void*>(aligned + rounded), tail);
+  (void)madvise(reinterpret_cast<void*>(aligned), rounded, MADV_HUGEPAGE);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void unmap_zeroed(void* p, size_t bytes) {
+  if (p) munmap(p, (bytes + kHuge - 1) / kHuge * kHuge);
+}
+
 namespace {
 
 // Size classes of 16 bytes (which keeps every block 16-aligned).

@@ -67,6 +67,10 @@ constexpr size_t kHuge = size_t(2) << 20;
 constexpr size_t kPooledMax = 1024;
 // aligned_alloc + madvise(MADV_HUGEPAGE) of `bytes` rounded up to 2 MiB.
 void* allocate_huge(size_t bytes);
+// Zeroed memory of its own mapping, 2 MiB aligned with huge pages asked
+// for: a large table that must start empty needs no memset of its own.
+void* map_zeroed(size_t bytes);
+void unmap_zeroed(void* p, size_t bytes);
 void* allocate(size_t bytes);
 void deallocate(void* p, size_t bytes);
 }  // namespace huge_pages
