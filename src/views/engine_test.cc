@@ -1180,7 +1180,9 @@ TEST_F(EngineTest, PartialAggregationStopsAtTheBadEvent) {
     ok(fmt::format("CREATE MATERIALIZED VIEW {} WITH (on_error = 'stop') AS SELECT name, count(*) AS n, sum(id) AS ids "
                    "FROM events GROUP BY name",
                    name));
-    ViewStatus st = status_when(name, [](const ViewStatus& s) { return s.state == "failed"; });
+    // The view reports "failed" at the bad event, and its offsets and
+    // counters once the batch before it is committed: wait for both.
+    ViewStatus st = status_when(name, [](const ViewStatus& s) { return s.state == "failed" && !s.offsets.empty(); });
     EXPECT_EQ(st.failure, "malformed event at partition 0 offset 5: not a JSON object");
     EXPECT_EQ(query(fmt::format("SELECT * FROM {} ORDER BY name", name)), "'a' 3 7; 'b' 2 8");
     EXPECT_EQ(st.offsets, (std::vector<int64_t>{5}));
