@@ -221,19 +221,33 @@ class GroupIndex {
   // third of std::hash's instructions for such keys. In memory only.
   static uint64_t hash(std::string_view key) {
     constexpr uint64_t kMul = 0x9E3779B97F4A7C15;
-    const char* p = key.data();
-    size_t n = key.size();
-    uint64_t h = uint64_t(n) * kMul;
-    for (; n >= 8; p += 8, n -= 8) {
+    auto mix = [](uint64_t h, uint64_t w) {
+      h = (h ^ w) * kMul;
+      return h ^ (h >> 29);
+    };
+    auto load64 = [](const char* p) {
       uint64_t w;
       std::memcpy(&w, p, 8);
-      h = (h ^ w) * kMul;
-      h ^= h >> 29;
-    }
-    if (n > 0) {
-      uint64_t w = 0;
-      std::memcpy(&w, p, n);
-      h = (h ^ w) * kMul;
+      return w;
+    };
+    auto load32 = [](const char* p) {
+      uint32_t w;
+      std::memcpy(&w, p, 4);
+      return uint64_t(w);
+    };
+    const char* p = key.data();
+    const size_t n = key.size();
+    uint64_t h = uint64_t(n) * kMul;
+    // Whole loads only (the last one may overlap the one before): bytes
+    // gathered one by one into a word stalled the load that read it back.
+    if (n > 8) {
+      const char* end = p + n;
+      for (; end - p > 8; p += 8) h = mix(h, load64(p));
+      h = mix(h, load64(end - 8));
+    } else if (n >= 4) {
+      h = mix(h, (load32(p) << 32) | load32(p + n - 4));
+    } else if (n > 0) {
+      h = mix(h, uint64_t(uint8_t(p[0])) << 16 | uint64_t(uint8_t(p[n / 2])) << 8 | uint8_t(p[n - 1]));
     }
     // The final mix of MurmurHash3's 64-bit hash: every bit of the input
     // reaches the low bits a table's mask keeps.
