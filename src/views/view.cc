@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -181,6 +182,26 @@ struct ViewCodec {
 };
 
 namespace {
+
+// sql::write_json()'s text of `v` appended to `out`: the common types
+// directly, the others through `scratch`.
+void append_value_json(std::string& out, const Value& v, JsonWriter& scratch) {
+  switch (v.type) {
+    case Type::kNull: out += "null"; return;
+    case Type::kInt: {
+      char digits[24];
+      auto r = std::to_chars(digits, digits + sizeof(digits), v.i);
+      out.append(digits, r.ptr);
+      return;
+    }
+    case Type::kText: json_quote(out, v.s); return;
+    default:
+      scratch.clear();
+      sql::write_json(scratch, v);
+      out += scratch.str();
+      return;
+  }
+}
 
 // Aggregate i's result for group g.
 Value aggregate_value(const sql::SelectPlan& plan, const Group& g, size_t i) {
@@ -1371,9 +1392,32 @@ Status View::commit() {
   };
   // A group's output row is computed here (and cached as the committed
   // row); the changelog record of item i follows when its row changed.
+  // Each output column's quoted name, after the '{' or ',' before it.
+  std::vector<std::string> field_names;
+  for (size_t c = 0; c < spec_.plan.output.size(); ++c) {
+    std::string f(c == 0 ? "{" : ",");
+    json_quote(f, spec_.plan.output[c].name);
+    f.push_back(':');
+    field_names.push_back(std::move(f));
+  }
+  // write_row_json()'s text of `row`.
+  auto append_row_json = [&](std::string& out, const Row& row, JsonWriter& scratch) {
+    size_t n = std::min(field_names.size(), row.size());
+    if (n == 0) {
+      out += "{}";
+      return;
+    }
+    for (size_t c = 0; c < n; ++c) {
+      out += field_names[c];
+      append_value_json(out, row[c], scratch);
+    }
+    out.push_back('}');
+  };
   struct Publisher {  // changelog records, in batches that stay under the topic's message size
-    JsonWriter json;  // one changelog value at a time, its buffer reused
-    JsonWriter key_json;  // and its key
+    JsonWriter json;      // scratch for a value append_value_json() does not write itself
+    JsonWriter key_json;  // a key write_key_json() writes
+    std::string key_text;  // the record's key
+    std::string record;    // and its value
     Row after_row;
     std::unique_ptr<log::BatchBuilder> changes;
     std::vector<std::string> batches;
@@ -1394,31 +1438,42 @@ Status View::commit() {
       after = &pub.after_row;
     }
     if (spec_.changelog_topic.empty() || rows_equal(before ? &*before : nullptr, after, false)) return;
-    pub.key_json.clear();
-    write_key_json(key, g ? &g->second : nullptr, pub.key_json);
-    const std::string& key_json = pub.key_json.str();
-    JsonWriter& v = pub.json;
-    v.clear();
-    v.begin_object();
-    v.key("key");
-    v.raw(key_json);
-    v.key("before");
+    // The text write_key_json() and write_row_json() would give, from
+    // pieces made once per commit (the quoted field names).
+    std::string& key_json = pub.key_text;
+    key_json.clear();
+    if (g) {
+      key_json.push_back('[');
+      for (size_t k = 0; k < g->second.key.size(); ++k) {
+        if (k) key_json.push_back(',');
+        append_value_json(key_json, g->second.key[k], pub.json);
+      }
+      key_json.push_back(']');
+    } else {
+      pub.key_json.clear();
+      write_key_json(key, nullptr, pub.key_json);
+      key_json = pub.key_json.str();
+    }
+    std::string& record = pub.record;
+    record.assign("{\"key\":");
+    record += key_json;
+    record += ",\"before\":";
     if (before) {
-      write_row_json(v, spec_.plan.output, *before);
+      append_row_json(record, *before, pub.json);
     } else {
-      v.null();
+      record += "null";
     }
-    v.key("after");
+    record += ",\"after\":";
     if (after) {
-      write_row_json(v, spec_.plan.output, *after);
+      append_row_json(record, *after, pub.json);
     } else {
-      v.null();
+      record += "null";
     }
-    v.key("source_offsets");
-    v.raw(offsets_json);
-    v.end_object();
+    record += ",\"source_offsets\":";
+    record += offsets_json;
+    record.push_back('}');
     if (!pub.changes) pub.changes = std::make_unique<log::BatchBuilder>(ts);
-    pub.changes->add(key_json, v.str(), ts);
+    pub.changes->add(key_json, record, ts);
     ++pub.count;
     if (pub.changes->size_bytes() >= kChangelogBatchBytes) {
       pub.batches.push_back(pub.changes->finish());
