@@ -174,6 +174,7 @@ struct EventDecoder::Impl {
   // readable past `end`, and the literal is checked to end before it).
   bool match_literal(const char*& p, const char* end, const Literal& l) const {
     if (size_t(end - p) < l.size) return false;
+    if (l.size == 0) return true;  // (every gap of a JSON object holds a byte)
     const Chunk* c = &chunks[l.first];
     uint32_t done = 0;
     for (; done + 16 < l.size; done += 16, ++c) {

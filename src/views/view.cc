@@ -1390,8 +1390,6 @@ Status View::commit() {
       wb.Delete(deps_.state, db_key);
     }
   };
-  // A group's output row is computed here (and cached as the committed
-  // row); the changelog record of item i follows when its row changed.
   // Each output column's quoted name, after the '{' or ',' before it.
   std::vector<std::string> field_names;
   for (size_t c = 0; c < spec_.plan.output.size(); ++c) {
@@ -1413,6 +1411,8 @@ Status View::commit() {
     }
     out.push_back('}');
   };
+  // A group's output row is computed here (and cached as the committed
+  // row); the changelog record of item i follows when its row changed.
   struct Publisher {  // changelog records, in batches that stay under the topic's message size
     JsonWriter json;      // scratch for a value append_value_json() does not write itself
     JsonWriter key_json;  // a key write_key_json() writes
