@@ -181,7 +181,13 @@ void PartialAggregates::fold(const int64_t* sums, Group& g) const {
 }
 
 void PartialAggregates::clear() {
-  for (uint32_t u : used_) std::memset(slot(u), 0, stride_);
+  // Past an eighth of the slots, one pass over the whole table (the
+  // hardware reads ahead of it) beats a cache miss per slot used.
+  if (used_.size() * 8 > slots_) {
+    std::memset(table_, 0, slots_ * stride_);
+  } else {
+    for (uint32_t u : used_) std::memset(slot(u), 0, stride_);
+  }
   used_.clear();
   spill_.clear();
   events_ = 0;

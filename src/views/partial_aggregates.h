@@ -59,6 +59,7 @@ class PartialAggregates {
   bool empty() const { return used_.empty(); }
   // The i-th key held, i < keys(), with its hash and sums (fold()'s input).
   std::string_view key(size_t i) const;
+  void prefetch_held(size_t i) const { __builtin_prefetch(slot(used_[i])); }
   uint64_t hash(size_t i) const;
   const int64_t* sums(size_t i) const;
   // Adds one key's sums to its group, as the events would have one by one.

@@ -484,9 +484,17 @@ void GroupIndex::prefetch_entry(uint64_t h) const {
   }
 }
 
-void GroupIndex::grow() {
+void GroupIndex::grow() { rehash(slots_.empty() ? 64 : slots_.size() * 2); }
+
+void GroupIndex::reserve(size_t n) {
+  size_t slots = 64;
+  while (slots < 2 * n) slots *= 2;
+  if (slots > slots_.size()) rehash(slots);
+}
+
+void GroupIndex::rehash(size_t slots) {
   std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
-  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  slots_.assign(slots, Slot{});
   size_ = 0;
   for (const Slot& s : old) {
     if (s.hash != 0) insert(s.entry, s.hash);
@@ -864,11 +872,18 @@ void View::fold_partial(ViewState& state, bool track) { fold(state, track, *part
 
 void View::fold(ViewState& state, bool track, PartialAggregates& p) {
   const size_t n = p.keys();
-  // Three misses per group, requested a chunk at a time as in apply_deltas.
+  // Room for every key to be new: growing the map and the index through
+  // every size on the way to a backfill's groups rehashed them all at each.
+  state.groups.reserve(state.groups.size() + n);
+  state.index.reserve(state.groups.size() + n);
+  // Three misses per group, requested a chunk at a time as in apply_deltas,
+  // after the table's own slot, requested a chunk ahead.
   constexpr size_t kChunk = 16;
   std::array<GroupEntry*, kChunk> entries;
+  for (size_t i = 0; i < std::min(n, kChunk); ++i) p.prefetch_held(i);
   for (size_t from = 0; from < n; from += kChunk) {
     const size_t to = std::min(n, from + kChunk);
+    for (size_t i = to; i < std::min(n, to + kChunk); ++i) p.prefetch_held(i);
     for (size_t i = from; i < to; ++i) state.index.prefetch_slot(p.hash(i));
     for (size_t i = from; i < to; ++i) state.index.prefetch_entry(p.hash(i));
     for (size_t i = from; i < to; ++i) {

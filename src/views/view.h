@@ -266,6 +266,7 @@ class GroupIndex {
   void prefetch_entry(uint64_t h) const;
   void insert(GroupEntry* entry, uint64_t h);
   void erase(std::string_view key, uint64_t h);
+  void reserve(size_t n);  // room for n entries without growing
   void clear() {
     slots_.clear();
     size_ = 0;
@@ -277,6 +278,7 @@ class GroupIndex {
     GroupEntry* entry = nullptr;
   };
   void grow();
+  void rehash(size_t slots);
   std::vector<Slot, HugePageAllocator<Slot>> slots_;
   size_t size_ = 0;
 };
