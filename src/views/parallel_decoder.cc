@@ -71,6 +71,21 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
     }
     if (!any) break;
   }
+  if (options_.sum) {
+    // The last round's stretches in halves, taken by whichever thread is
+    // free (work()): a thread that lost time to the view's folds (the first
+    // one makes every group) leaves more of them to the other.
+    const size_t last = std::min<size_t>(units_.size(), size_t(std::clamp(options_.tuning.threads, 1, kThreadsMax)));
+    std::vector<Unit> split(units_.begin(), units_.end() - long(last));
+    for (size_t k = units_.size() - last; k < units_.size(); ++k) {
+      const Unit& u = units_[k];
+      int64_t mid = u.from + (u.to - u.from) / 2;
+      if (mid > u.from) split.push_back(Unit{u.partition, u.from, mid});
+      split.push_back(Unit{u.partition, mid, u.to});
+    }
+    units_ = std::move(split);
+  }
+  owner_.assign(units_.size(), -1);
   int threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
   threads = int(std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1)));
   for (int i = 0; i < threads; ++i) {
@@ -83,15 +98,36 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
     }
     workers_.push_back(std::move(w));
   }
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->thread = std::thread([this, i] {
-      for (size_t u = i; u < units_.size() && !stop_; u += workers_.size()) decode_unit(*workers_[i], u);
-    });
+  for (size_t i = 0; i < workers_.size(); ++i) workers_[i]->thread = std::thread([this, i] { work(i); });
+}
+
+// Stretches are taken in order by whichever thread is free; each thread
+// decodes its own in the order it took them.
+void ParallelDecoder::work(size_t worker) {
+  while (!stop_) {
+    size_t u;
+    {
+      std::lock_guard lock(claim_mu_);
+      if (next_claim_ >= units_.size()) return;
+      u = next_claim_++;
+      owner_[u] = int(worker);
+    }
+    claim_cv_.notify_all();
+    decode_unit(*workers_[worker], u);
   }
+}
+
+ParallelDecoder::Worker* ParallelDecoder::owner(size_t unit) {
+  std::lock_guard lock(claim_mu_);
+  return owner_[unit] < 0 ? nullptr : workers_[size_t(owner_[unit])].get();
 }
 
 ParallelDecoder::~ParallelDecoder() {
   stop_ = true;
+  {
+    std::lock_guard lock(claim_mu_);
+    claim_cv_.notify_all();
+  }
   for (auto& w : workers_) {
     std::lock_guard lock(w->mu);
     w->cv.notify_all();
@@ -258,14 +294,22 @@ void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
 
 void ParallelDecoder::wait(std::chrono::steady_clock::time_point deadline) {
   if (done()) return;
-  Worker& w = *workers_[next_unit_ % workers_.size()];
+  Worker* owned = owner(next_unit_);
+  if (!owned) {
+    std::unique_lock lock(claim_mu_);
+    if (!claim_cv_.wait_until(lock, deadline, [&] { return owner_[next_unit_] >= 0; })) return;
+    owned = workers_[size_t(owner_[next_unit_])].get();
+  }
+  Worker& w = *owned;
   std::unique_lock lock(w.mu);
   w.cv.wait_until(lock, deadline, [&] { return !w.ready.empty(); });
 }
 
 DecodedBlock* ParallelDecoder::try_next() {
   if (done()) return nullptr;
-  Worker& w = *workers_[next_unit_ % workers_.size()];
+  Worker* owned = owner(next_unit_);
+  if (!owned) return nullptr;
+  Worker& w = *owned;
   std::lock_guard lock(w.mu);
   if (w.ready.empty()) return nullptr;
   DecodedBlock* b = w.ready.front();
@@ -276,7 +320,7 @@ DecodedBlock* ParallelDecoder::try_next() {
 }
 
 void ParallelDecoder::release(DecodedBlock* block) {
-  Worker& w = *workers_[block->unit % workers_.size()];
+  Worker& w = *owner(block->unit);
   std::lock_guard lock(w.mu);
   w.free.push_back(block);
   w.cv.notify_all();

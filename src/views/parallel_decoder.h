@@ -90,7 +90,8 @@ class ParallelDecoder {
     int64_t to = 0;
   };
   struct Worker;
-  void work(Worker& w);
+  void work(size_t worker);
+  Worker* owner(size_t unit);  // the thread that took the stretch, or nullptr
   void decode_unit(Worker& w, size_t unit_index);
   DecodedBlock* acquire(Worker& w, size_t unit_index, int32_t partition, int64_t first_offset);
   void publish(Worker& w, DecodedBlock* block);
@@ -99,6 +100,11 @@ class ParallelDecoder {
   std::vector<Unit> units_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
+  // The stretches taken so far, and by which worker (-1: not yet).
+  std::mutex claim_mu_;
+  std::condition_variable claim_cv_;
+  size_t next_claim_ = 0;
+  std::vector<int> owner_;
   size_t next_unit_ = 0;  // the consumer's
 };
 

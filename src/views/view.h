@@ -99,9 +99,10 @@ struct DecodeAhead {
   int threads = -1;
   int resolved_threads() const;
   int64_t min_records = 1 << 18;  // only when the source is at least this far ahead
-  // A stretch of a partition, decoded by one thread. The view takes the
-  // stretches in turn from each thread, so a thread can decode ahead only
-  // as far as its free blocks reach: a stretch fits in half of them.
+  // A stretch of a partition, decoded by one thread. Threads take the
+  // stretches in order as they become free, and the view takes them back
+  // in that order, so a thread can decode ahead only as far as its free
+  // blocks reach: a stretch fits in half of them.
   int64_t unit_records = 8192;
   size_t block_events = 1024;  // records handed over at a time
 };
