@@ -12,6 +12,7 @@
 namespace evert::views {
 
 namespace {
+using Ring = std::array<GroupDelta, 32>;
 // Per read of the log: about what the rest of the stretch needs, from the
 // bytes per record seen so far, within these bounds.
 constexpr uint64_t kReadBytesMax = 1 << 20;
@@ -25,7 +26,7 @@ struct ParallelDecoder::Worker {
   std::string reason;
   // Summing: events prepared and their slots requested, summed a ring at a
   // time so that the slots have arrived by then (sum_ring()).
-  std::array<GroupDelta, 32> ring;
+  Ring ring;
   size_t ring_size = 0;
   double bytes_per_record = 0;  // of the reads so far; 0: none yet
   size_t sum_slots = 0;         // the largest table of sums this worker has filled
@@ -167,31 +168,10 @@ void ParallelDecoder::publish(Worker& w, DecodedBlock* block) {
 
 namespace {
 
-// One record of an append source into the block: a prepared delta, an
-// error, or nothing (the view's filter rejects it).
-void add_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& reason, DecodedBlock& b,
-               const log::Record& r, size_t capacity) {
-  int64_t before = b.events++;
-  b.last_timestamp = r.timestamp;
-  auto fail = [&](std::string why) { b.errors.push_back({b.size, before, r.offset, std::move(why)}); };
-  if (!r.value) return fail("null value (a tombstone) in an append-only table");
-  if (b.size == b.deltas.size()) b.deltas.emplace_back();
-  GroupDelta& d = b.deltas[b.size];
-  if (!decoder.decode_row(*r.value, capacity, &d.row, &reason)) return fail(reason);
-  switch (prepare_group_delta(plan, d.row, &d, &reason)) {
-    case Prepared::kSkip: return;
-    case Prepared::kError: return fail(reason);
-    case Prepared::kReady: break;
-  }
-  d.weight = +1;
-  d.entry = nullptr;
-  ++b.size;
-}
-
-// Summing: decodes and prepares one record into `scratch` (false: it
-// counted already, as an error or filtered out).
-bool prepare_to_sum(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& reason, DecodedBlock& b,
-                    const log::Record& r, size_t capacity, GroupDelta& scratch) {
+// One record of an append source, decoded and prepared into `d` (false:
+// it counted already in the block, as an error or filtered out).
+bool prepare_event(const sql::SelectPlan& plan, EventDecoder& decoder, std::string& reason, DecodedBlock& b,
+                   const log::Record& r, size_t capacity, GroupDelta& d) {
   int64_t before = b.events++;
   b.last_timestamp = r.timestamp;
   auto fail = [&](std::string why) {
@@ -199,14 +179,14 @@ bool prepare_to_sum(const sql::SelectPlan& plan, EventDecoder& decoder, std::str
     return false;
   };
   if (!r.value) return fail("null value (a tombstone) in an append-only table");
-  if (!decoder.decode_row(*r.value, capacity, &scratch.row, &reason)) return fail(reason);
-  switch (prepare_group_delta(plan, scratch.row, &scratch, &reason)) {
+  if (!decoder.decode_row(*r.value, capacity, &d.row, &reason)) return fail(reason);
+  switch (prepare_group_delta(plan, d.row, &d, &reason)) {
     case Prepared::kSkip: return false;
     case Prepared::kError: return fail(reason);
     case Prepared::kReady: break;
   }
-  scratch.weight = +1;
-  scratch.entry = nullptr;
+  d.weight = +1;
+  d.entry = nullptr;
   return true;
 }
 
@@ -214,7 +194,7 @@ bool prepare_to_sum(const sql::SelectPlan& plan, EventDecoder& decoder, std::str
 // cannot take them (a sum past int64: the view adds those to the groups
 // itself, exactly; the block's keys never reach the table's limit, see
 // decode_unit).
-void sum_ring(DecodedBlock& b, std::array<GroupDelta, 32>& ring, size_t& ring_size) {
+void sum_ring(DecodedBlock& b, Ring& ring, size_t& ring_size) {
   for (size_t i = 0; i < ring_size; ++i) {
     GroupDelta& d = ring[i];
     if (b.sums->add(d.key, d.hash, d.args) == PartialAggregates::Added::kOk) continue;
@@ -268,11 +248,13 @@ void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
             if (!b) return false;  // stopping
           }
           if (!options_.sum) {
-            add_event(*options_.plan, w.decoder, w.reason, *b, r, capacity);
+            // Straight into the block's deltas.
+            if (b->size == b->deltas.size()) b->deltas.emplace_back();
+            if (prepare_event(*options_.plan, w.decoder, w.reason, *b, r, capacity, b->deltas[b->size])) ++b->size;
             return true;
           }
           GroupDelta& d = w.ring[w.ring_size];
-          if (!prepare_to_sum(*options_.plan, w.decoder, w.reason, *b, r, capacity, d)) return true;
+          if (!prepare_event(*options_.plan, w.decoder, w.reason, *b, r, capacity, d)) return true;
           b->sums->prefetch(d.hash);
           if (++w.ring_size == w.ring.size()) sum_ring(*b, w.ring, w.ring_size);
           return true;
