@@ -15,7 +15,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -217,48 +216,8 @@ using GroupMap = std::unordered_map<std::string, Group, std::hash<std::string>, 
 // cache miss per step once there are many groups.
 class GroupIndex {
  public:
-  // Never 0 (an empty slot). Group keys are short (an encoded text key of
-  // ten bytes is common): eight bytes a step and one final mix, about a
-  // third of std::hash's instructions for such keys. In memory only.
-  static uint64_t hash(std::string_view key) {
-    constexpr uint64_t kMul = 0x9E3779B97F4A7C15;
-    auto mix = [](uint64_t h, uint64_t w) {
-      h = (h ^ w) * kMul;
-      return h ^ (h >> 29);
-    };
-    auto load64 = [](const char* p) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
-      return w;
-    };
-    auto load32 = [](const char* p) {
-      uint32_t w;
-      std::memcpy(&w, p, 4);
-      return uint64_t(w);
-    };
-    const char* p = key.data();
-    const size_t n = key.size();
-    uint64_t h = uint64_t(n) * kMul;
-    // Whole loads only (the last one may overlap the one before): bytes
-    // gathered one by one into a word stalled the load that read it back.
-    if (n > 8) {
-      const char* end = p + n;
-      for (; end - p > 8; p += 8) h = mix(h, load64(p));
-      h = mix(h, load64(end - 8));
-    } else if (n >= 4) {
-      h = mix(h, (load32(p) << 32) | load32(p + n - 4));
-    } else if (n > 0) {
-      h = mix(h, uint64_t(uint8_t(p[0])) << 16 | uint64_t(uint8_t(p[n / 2])) << 8 | uint8_t(p[n - 1]));
-    }
-    // The final mix of MurmurHash3's 64-bit hash: every bit of the input
-    // reaches the low bits a table's mask keeps.
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCD;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53;
-    h ^= h >> 33;
-    return h | 1;
-  }
+  // Never 0 (an empty slot). In memory only: nothing stored depends on it.
+  static uint64_t hash(std::string_view key);
   GroupEntry* find(std::string_view key, uint64_t h) const;
   // Cache hints for a lookup soon: the slot, then the node it points at.
   void prefetch_slot(uint64_t h) const {
@@ -428,9 +387,9 @@ class View {
   Status commit();
   Status write_full_state(ViewState& state);
   std::string prefix(char kind) const;
-  // The changelog's JSON key of a state key: always a JSON array.
-  std::string key_to_json(const std::string& key, const Group* group) const;
-  void write_key_json(const std::string& key, const Group* group, JsonWriter& out) const;
+  // The changelog's JSON key of a state key (always a JSON array) appended
+  // to `out`; `scratch` writes the values append_value_json() leaves to it.
+  void append_key_json(std::string& out, const std::string& key, const Group* group, JsonWriter& scratch) const;
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
   // The one row of a view with aggregates and no GROUP BY, present from the start.
