@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 
 namespace evert {
@@ -71,12 +72,14 @@ void JsonWriter::raw(std::string_view json) {
 
 void JsonWriter::value(int64_t v) {
   separate();
-  out_ += std::to_string(v);
+  char digits[24];
+  out_.append(digits, std::to_chars(digits, digits + sizeof(digits), v).ptr);
 }
 
 void JsonWriter::value(uint64_t v) {
   separate();
-  out_ += std::to_string(v);
+  char digits[24];
+  out_.append(digits, std::to_chars(digits, digits + sizeof(digits), v).ptr);
 }
 
 void JsonWriter::value(double v) {

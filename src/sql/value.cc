@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "base/bytes.h"
+
 namespace evert::sql {
 
 const char* type_name(Type type) {
@@ -42,9 +44,9 @@ int cmp3(T a, T b) {
 }
 
 void put_u64_be(uint64_t v, std::string* out) {
-  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
-  v = __builtin_bswap64(v);
-  out->append(reinterpret_cast<const char*>(&v), 8);
+  uint8_t b[8];
+  store_be64(b, v);
+  out->append(reinterpret_cast<const char*>(b), 8);
 }
 
 // Appends `head`, then `body`, then `tail` with one size check: a group
@@ -58,11 +60,7 @@ void append3(std::string* out, char head, std::string_view body, std::string_vie
   std::memcpy(p + 1 + body.size(), tail.data(), tail.size());
 }
 
-uint64_t get_u64_be(const char* p) {
-  uint64_t v = 0;
-  for (int k = 0; k < 8; ++k) v = (v << 8) | uint8_t(p[k]);
-  return v;
-}
+uint64_t get_u64_be(const char* p) { return load_be64(reinterpret_cast<const uint8_t*>(p)); }
 
 }  // namespace
 

@@ -153,7 +153,8 @@ DecodedBlock* ParallelDecoder::acquire(Worker& w, size_t unit_index, int32_t par
   b->last_timestamp = 0;
   b->size = 0;
   b->errors.clear();
-  if (b->sums && !b->sums->empty()) b->sums->clear();  // the view let it go unfolded
+  // The view folds a block's table and leaves emptying it to this thread.
+  if (b->sums && !b->sums->empty()) b->sums->clear();
   // The stretches are alike: a table starts at the size the last one needed.
   if (b->sums) b->sums->reserve(w.sum_slots);
   return b;
@@ -235,9 +236,10 @@ void ParallelDecoder::decode_unit(Worker& w, size_t unit_index) {
         *got, &next, u.to,
         [&](const log::Record& r, size_t capacity) {
           // Summing, a block holds its stretch's events unless its deltas
-          // (events its sums could not take) grow to a block's worth or
-          // its table's keys could pass the limit with the ring's.
-          bool full = options_.sum ? b->size >= block_events ||
+          // (events its sums could not take) or its errors grow to a
+          // block's worth, or its table's keys could pass the limit with
+          // the ring's.
+          bool full = options_.sum ? b->size >= block_events || b->errors.size() >= block_events ||
                                          b->sums->keys() + w.ring_size + 1 > options_.sum_max_keys
                                    : size_t(b->events) >= block_events;
           if (full) {

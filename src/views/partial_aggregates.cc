@@ -13,7 +13,7 @@ using sql::Type;
 
 namespace {
 
-constexpr size_t kSlotsMin = huge_pages::kHuge / 64;  // the first table fills one huge page
+constexpr size_t kSlotsMin = huge_pages::kHuge / 64;  // one huge page of 64-byte slots (the smallest)
 
 bool sums_exactly(const sql::AggSpec& a) {
   switch (a.kind) {
@@ -134,8 +134,10 @@ PartialAggregates::Added PartialAggregates::add(std::string_view key, uint64_t h
 
 void PartialAggregates::reserve(size_t slots) {
   if (!empty() || slots <= slots_ || (slots & (slots - 1)) != 0) return;
-  huge_pages::unmap_zeroed(table_, slots_ * stride_);
-  allocate(slots);
+  char* old = table_;
+  const size_t old_bytes = slots_ * stride_;
+  allocate(slots);  // first: when it throws, the table is still the old one
+  huge_pages::unmap_zeroed(old, old_bytes);
 }
 
 void PartialAggregates::grow() {

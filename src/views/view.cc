@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "base/assert.h"
+#include "base/bytes.h"
 #include "base/logging.h"
 #include "log/log_manager.h"
 #include "log/partition.h"
@@ -56,17 +57,15 @@ constexpr size_t kParallelCommitMin = 16384;
 constexpr size_t kCommitTailShare = 4;
 
 void put_u64(std::string* out, uint64_t v) {  // big-endian
-  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
-  v = __builtin_bswap64(v);
-  out->append(reinterpret_cast<const char*>(&v), 8);
+  uint8_t b[8];
+  store_be64(b, v);
+  out->append(reinterpret_cast<const char*>(b), 8);
 }
 
 bool get_u64(std::string_view in, size_t* pos, uint64_t* v) {
   if (*pos + 8 > in.size()) return false;
-  uint64_t x = 0;
-  for (int k = 0; k < 8; ++k) x = (x << 8) | uint8_t(in[*pos + size_t(k)]);
+  *v = load_be64(reinterpret_cast<const uint8_t*>(in.data() + *pos));
   *pos += 8;
-  *v = x;
   return true;
 }
 
@@ -183,17 +182,18 @@ struct ViewCodec {
 
 namespace {
 
+void append_int_json(std::string& out, int64_t i) {
+  char digits[24];
+  auto r = std::to_chars(digits, digits + sizeof(digits), i);
+  out.append(digits, r.ptr);
+}
+
 // sql::write_json()'s text of `v` appended to `out`: the common types
 // directly, the others through `scratch`.
 void append_value_json(std::string& out, const Value& v, JsonWriter& scratch) {
   switch (v.type) {
     case Type::kNull: out += "null"; return;
-    case Type::kInt: {
-      char digits[24];
-      auto r = std::to_chars(digits, digits + sizeof(digits), v.i);
-      out.append(digits, r.ptr);
-      return;
-    }
+    case Type::kInt: append_int_json(out, v.i); return;
     case Type::kText: json_quote(out, v.s); return;
     default:
       scratch.clear();
@@ -911,13 +911,18 @@ void View::sum_delta(ViewState& state, bool track, GroupDelta& d) {
   }
 }
 
-void View::fold_partial(ViewState& state, bool track) { fold(state, track, *partial_); }
+void View::fold_partial(ViewState& state, bool track) {
+  fold(state, track, *partial_);
+  partial_->clear();
+}
 
 void View::fold(ViewState& state, bool track, PartialAggregates& p) {
   const size_t n = p.keys();
   // Room for every key to be new: growing the map and the index through
   // every size on the way to a backfill's groups rehashed them all at each.
-  state.groups.reserve(state.groups.size() + n);
+  // (unordered_map::reserve also shrinks: only ever asked to grow.)
+  if (state.groups.size() + n > state.groups.bucket_count() * state.groups.max_load_factor())
+    state.groups.reserve(state.groups.size() + n);
   state.index.reserve(state.groups.size() + n);
   // Three misses per group, requested a chunk at a time as in apply_deltas,
   // after the table's own slot, requested a chunk ahead.
@@ -956,7 +961,6 @@ void View::fold(ViewState& state, bool track, PartialAggregates& p) {
     }
   }
   if (track) summed_ += p.events();
-  p.clear();
 }
 
 void View::flush_chunk(ViewState& state, bool track) {
@@ -1360,14 +1364,22 @@ void View::append_key_json(std::string& out, const std::string& key, const Group
       return;
     case SourceKind::kUpsert: {
       auto typed = sql::coerce(Value::text(key), spec_.source.schema[size_t(spec_.source.key_column)].type);
-      array(Row{typed ? *typed : Value::text(key)});
+      out.push_back('[');
+      append_value_json(out, typed ? *typed : Value::text(key), scratch);
+      out.push_back(']');
       return;
     }
     case SourceKind::kAppend: {
-      int32_t partition = 0;
-      long long offset = 0;
-      std::sscanf(key.c_str(), "%d-%lld", &partition, &offset);
-      array(Row{Value::integer(partition), Value::integer(offset)});
+      // identity_of()'s "<partition>-<offset>" as [partition, offset].
+      int64_t partition = 0, offset = 0;
+      const char* end = key.data() + key.size();
+      auto r = std::from_chars(key.data(), end, partition);
+      if (r.ptr < end && *r.ptr == '-') std::from_chars(r.ptr + 1, end, offset);
+      out.push_back('[');
+      append_int_json(out, partition);
+      out.push_back(',');
+      append_int_json(out, offset);
+      out.push_back(']');
       return;
     }
   }

@@ -350,8 +350,10 @@ class View {
   // While summing_: the deltas go into partial_ instead of their groups.
   void sum_deltas(ViewState& state, bool track, GroupDelta* deltas, size_t count);
   void sum_delta(ViewState& state, bool track, GroupDelta& delta);  // its slot requested already
-  // Folds partial_'s sums (or `sums`, a block's) into their groups and empties it.
+  // Folds partial_'s sums into their groups and empties it.
   void fold_partial(ViewState& state, bool track);
+  // Folds `sums` into their groups (a block's table is emptied by the
+  // decoding thread that fills it next, off the view's thread).
   void fold(ViewState& state, bool track, PartialAggregates& sums);
   // Whether the view can sum ahead (PartialAggregates::suits and the
   // options), and whether a stretch of `behind` records is (partial_ is
