@@ -96,6 +96,7 @@ class EngineTest : public ::testing::Test {
   }
 
   DecodeAhead decode_ahead_;  // open_all()'s, for every view
+  PartialAggregation partial_;  // likewise
 
   // Random events into the three partitions of `topic`: 40 batches of 1 to
   // 9 each per partition; event(id, batch, &malformed) makes each value.
@@ -136,7 +137,6 @@ class EngineTest : public ::testing::Test {
     EXPECT_EQ(rebuilt.value().events, events) << view;
     EXPECT_EQ(query(sql), expected) << view;
   }
-  PartialAggregation partial_;
 
   void close_all() {
     if (log_) log_->set_append_listener(1, nullptr);

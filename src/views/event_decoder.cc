@@ -95,6 +95,7 @@ struct EventDecoder::Impl {
   std::vector<ShapeField> shape;
   Literal shape_tail;  // from the last value's end to the event's end
   bool shaped = false;
+  uint64_t shaped_rows = 0;
   // Filled by fast_row() when asked: each value's [start, end) in the event.
   struct Seen {
     uint32_t start, end;
@@ -679,11 +680,16 @@ void EventDecoder::keep_only(const std::vector<bool>& columns) {
   impl_->shaped = false;  // its steps depend on what is kept
 }
 
+uint64_t EventDecoder::shaped_rows() const { return impl_->shaped_rows; }
+
 bool EventDecoder::decode_row(std::string_view json, size_t capacity, sql::Row* row, std::string* reason) {
   Impl& d = *impl_;
   const bool padded = capacity >= json.size() + kPadding;
 #if defined(__SSE2__)
-  if (padded && d.shaped && d.shaped_row(json, row)) return true;
+  if (padded && d.shaped && d.shaped_row(json, row)) {
+    ++d.shaped_rows;
+    return true;
+  }
 #endif
   if (d.fast_row(json, padded, row, padded)) {
     if (padded) d.learn_shape(json);

@@ -37,6 +37,9 @@ class EventDecoder {
   bool decode_change(std::string_view json, size_t capacity, std::optional<sql::Row>* before,
                      std::optional<sql::Row>* after, std::string* reason);
 
+  // Rows decode_row() read against the last event's shape (for tests).
+  uint64_t shaped_rows() const;
+
   static constexpr size_t kPadding = 64;
 
  private:
