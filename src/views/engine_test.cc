@@ -1170,8 +1170,10 @@ TEST_F(EngineTest, PartialAggregationAgreesWithApplyingEachEvent) {
 }
 
 // on_error = 'stop' while summing ahead: the sums folded into the groups are
-// those of the events before the bad one, on the view's own thread and
-// decoded ahead.
+// those of the events before the bad one, reading alone and decoded ahead.
+// (Such a view always sums on its own thread: make_decoder() does not let
+// the decoding threads sum for it, since a block's sums would hold the
+// events after the bad one too.)
 TEST_F(EngineTest, PartialAggregationStopsAtTheBadEvent) {
   partial_ = PartialAggregation{1, std::chrono::milliseconds(60000), 1 << 10, 3};
   ok("CREATE TABLE events (id bigint, name text)");
