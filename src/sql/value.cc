@@ -132,6 +132,22 @@ void encode_row(const Row& row, std::string* out) {
   for (const Value& v : row) encode_key(v, out);
 }
 
+namespace {
+constexpr char kNegativeZeroTag = '\x31';
+}
+
+void encode_value_exact(const Value& v, std::string* out) {
+  if (v.type == Type::kDouble && v.d == 0 && std::signbit(v.d)) {
+    out->push_back(kNegativeZeroTag);
+    return;
+  }
+  encode_key(v, out);
+}
+
+void encode_row_exact(const Row& row, std::string* out) {
+  for (const Value& v : row) encode_value_exact(v, out);
+}
+
 Result<Value> decode_key(std::string_view bytes, size_t* pos) {
   auto corrupt = [&] { return error(ErrorCode::kCorruption, fmt::format("bad value encoding at byte {}", *pos)); };
   if (*pos >= bytes.size()) return corrupt();
@@ -157,6 +173,7 @@ Result<Value> decode_key(std::string_view bytes, size_t* pos) {
       std::memcpy(&d, &bits, 8);
       return Value::real(d);
     }
+    case kNegativeZeroTag: return Value::real(-0.0);
     case '\x40': {
       std::string s;
       // Most text has no NUL: up to the terminator in one piece.

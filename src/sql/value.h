@@ -60,6 +60,11 @@ struct ValueLess {
 
 void encode_key(const Value& v, std::string* out);
 void encode_row(const Row& row, std::string* out);
+// Like encode_key and encode_row, for values kept and read back rather than
+// compared: a double -0 keeps its sign (a tag of its own), where the key
+// form, in which -0 and 0 are one key, gives back 0. decode_key reads both.
+void encode_value_exact(const Value& v, std::string* out);
+void encode_row_exact(const Row& row, std::string* out);
 // Decodes one value at *pos and advances it; kCorruption on bad bytes.
 Result<Value> decode_key(std::string_view bytes, size_t* pos);
 Result<Row> decode_row(std::string_view bytes);

@@ -236,6 +236,38 @@ TEST(ValueKeyTest, DecodeRowRoundTripsAMixedRow) {
   EXPECT_TRUE(empty->empty());
 }
 
+// The exact form is the key form but for -0, which keeps its sign; every
+// bit of every other double comes back from either.
+TEST(ValueKeyTest, TheExactFormKeepsNegativeZero) {
+  Row row = {Value::real(-0.0), Value::real(0.0), Value::real(-kInf), Value::real(std::nan("")),
+             Value::real(-1e-300), Value::integer(0), Value::text("-0")};
+  std::string exact, key;
+  encode_row_exact(row, &exact);
+  encode_row(row, &key);
+  EXPECT_NE(exact, key);
+  auto back = decode_row(exact);
+  auto back_key = decode_row(key);
+  ASSERT_TRUE(back.is_ok() && back_key.is_ok());
+  ASSERT_EQ(back->size(), row.size());
+  for (size_t i = 0; i < row.size(); ++i) {
+    EXPECT_EQ((*back)[i].type, row[i].type) << i;
+    if (row[i].type == Type::kDouble) {
+      EXPECT_EQ(std::memcmp(&(*back)[i].d, &row[i].d, 8), 0) << i;
+      if (i > 0) {
+        EXPECT_EQ(std::memcmp(&(*back_key)[i].d, &row[i].d, 8), 0) << i;
+      }
+    } else {
+      EXPECT_EQ(compare((*back)[i], row[i]), 0) << i;
+    }
+    std::string one_exact, one_key;
+    encode_value_exact(row[i], &one_exact);
+    encode_key(row[i], &one_key);
+    EXPECT_EQ(one_exact == one_key, i != 0) << i;
+  }
+  EXPECT_TRUE(std::signbit((*back)[0].d));
+  EXPECT_FALSE(std::signbit((*back_key)[0].d));  // the key form: one key for -0 and 0
+}
+
 TEST(ValueKeyTest, EveryTruncationIsAnError) {
   using namespace std::string_literals;
   std::vector<Value> values = {Value::boolean(true), Value::integer(-7), Value::timestamp(99), Value::real(-2.5),

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -84,7 +85,7 @@ void put_row(rocksdb::WriteBatch& wb, rocksdb::ColumnFamilyHandle* cf, const std
     return;
   }
   std::string enc;
-  sql::encode_row(it->second, &enc);
+  sql::encode_row_exact(it->second, &enc);
   wb.Put(cf, db_key, enc);
 }
 
@@ -118,7 +119,27 @@ bool rows_equal(const Row* a, const Row* b, bool tolerant) {
 }  // namespace
 
 // Binary forms of what a view keeps in RocksDB.
+//
+// A group's state, version 1: a leading 0x01 (version 0, the first form,
+// began with its row count as eight big-endian bytes, so with 0), then
+// varints, with each aggregate's zero fields left out, and the group's key
+// values only when its RocksDB key, decoded, would not give them back
+// exactly (a double -0: -0 and 0 are one key). Values are in
+// sql::encode_value_exact's form. A backfill's first commit
+// writes every group: version 0's 48 bytes per aggregate made most of its
+// write, checksummed by RocksDB in software.
 struct ViewCodec {
+  static constexpr char kGroupV1 = '\x01';
+  enum : uint8_t { kKeyRow = 1 };  // group flags
+  enum : uint8_t {                 // aggregate flags: the fields that follow
+    kCount = 1,
+    kSum = 2,
+    kWideSum = 4,  // the sum does not fit 64 bits: 16 bytes, not a varint
+    kDsum = 8,
+    kDcomp = 16,
+    kValues = 32,
+  };
+
   static std::string encode_group(const Group& g) {
     std::string out;
     encode_group(g, &out);
@@ -127,29 +148,94 @@ struct ViewCodec {
   static void encode_group(const Group& g, std::string* buf) {
     std::string& out = *buf;
     out.clear();
-    put_u64(&out, uint64_t(g.rows));
-    put_u64(&out, g.aggs.size());
+    out.push_back(kGroupV1);
+    bool key_row = false;
+    for (const Value& v : g.key) key_row |= v.type == Type::kDouble && v.d == 0 && std::signbit(v.d);
+    out.push_back(char(key_row ? kKeyRow : 0));
+    put_varint(out, g.rows);
+    put_uvarint(out, g.aggs.size());
     for (const AggState& a : g.aggs) {
-      put_u64(&out, uint64_t(a.count));
-      put_u64(&out, uint64_t(uint64_t(a.isum >> 64)));
-      put_u64(&out, uint64_t(a.isum));
-      uint64_t bits;
-      std::memcpy(&bits, &a.dsum, 8);
-      put_u64(&out, bits);
-      std::memcpy(&bits, &a.dcomp, 8);
-      put_u64(&out, bits);
-      put_u64(&out, a.values ? a.values->size() : 0);
-      if (a.values) {
+      const bool wide = a.isum != __int128(int64_t(a.isum));
+      const uint64_t dsum = std::bit_cast<uint64_t>(a.dsum), dcomp = std::bit_cast<uint64_t>(a.dcomp);
+      const bool values = a.values && !a.values->empty();
+      out.push_back(char((a.count != 0 ? kCount : 0) | (a.isum != 0 ? kSum : 0) | (wide ? kWideSum : 0) |
+                         (dsum != 0 ? kDsum : 0) | (dcomp != 0 ? kDcomp : 0) | (values ? kValues : 0)));
+      if (a.count != 0) put_varint(out, a.count);
+      if (wide) {
+        put_u64(&out, uint64_t(a.isum >> 64));
+        put_u64(&out, uint64_t(a.isum));
+      } else if (a.isum != 0) {
+        put_varint(out, int64_t(a.isum));
+      }
+      if (dsum != 0) put_u64(&out, dsum);
+      if (dcomp != 0) put_u64(&out, dcomp);
+      if (values) {
+        put_uvarint(out, a.values->size());
         for (const auto& [v, n] : *a.values) {
-          sql::encode_key(v, &out);
-          put_u64(&out, uint64_t(n));
+          sql::encode_value_exact(v, &out);
+          put_varint(out, n);
         }
       }
     }
-    sql::encode_row(g.key, &out);
+    if (key_row) sql::encode_row_exact(g.key, &out);
   }
 
-  static bool decode_group(std::string_view in, Group* g) {
+  // `key` is the group's key in RocksDB (after the view's prefix), made of
+  // `key_columns` encoded values.
+  static bool decode_group(std::string_view in, std::string_view key, size_t key_columns, Group* g) {
+    if (in.empty()) return false;
+    if (in[0] != kGroupV1) return decode_group_v0(in, g);
+    ByteReader r(as_bytes(in.substr(1)));
+    const uint8_t flags = uint8_t(r.i8());
+    g->rows = r.varlong();
+    const uint64_t naggs = r.uvarint();
+    if (!r.ok() || naggs > 1024) return false;
+    g->aggs.clear();
+    g->aggs.resize(naggs);
+    for (AggState& a : g->aggs) {
+      const uint8_t f = uint8_t(r.i8());
+      if (f & kCount) a.count = r.varlong();
+      if (f & kWideSum) {
+        uint64_t hi = uint64_t(r.i64()), lo = uint64_t(r.i64());
+        a.isum = (__int128(int64_t(hi)) << 64) | __int128(lo);
+      } else if (f & kSum) {
+        a.isum = r.varlong();
+      }
+      if (f & kDsum) a.dsum = std::bit_cast<double>(uint64_t(r.i64()));
+      if (f & kDcomp) a.dcomp = std::bit_cast<double>(uint64_t(r.i64()));
+      if (f & kValues) {
+        const uint64_t n = r.uvarint();
+        if (!r.ok() || n > in.size()) return false;
+        a.values = std::make_unique<ValueCounts>();
+        for (uint64_t k = 0; k < n; ++k) {
+          size_t pos = 1 + r.position();
+          auto v = sql::decode_key(in, &pos);
+          if (!v) return false;
+          r.skip(pos - 1 - r.position());
+          a.values->emplace(std::move(*v), r.varlong());
+        }
+      }
+      if (!r.ok()) return false;
+    }
+    if (flags & kKeyRow) {
+      auto row = sql::decode_row(in.substr(1 + r.position()));
+      if (!row) return false;
+      g->key = std::move(*row);
+      return true;
+    }
+    if (!r.at_end()) return false;
+    g->key.clear();
+    size_t pos = 0;
+    for (size_t k = 0; k < key_columns; ++k) {
+      auto v = sql::decode_key(key, &pos);
+      if (!v) return false;
+      g->key.push_back(std::move(*v));
+    }
+    return pos == key.size();
+  }
+
+  // The first form: fixed eight-byte fields.
+  static bool decode_group_v0(std::string_view in, Group* g) {
     size_t pos = 0;
     uint64_t rows, naggs;
     if (!get_u64(in, &pos, &rows) || !get_u64(in, &pos, &naggs) || naggs > 1024) return false;
@@ -646,7 +732,7 @@ Status View::open() {
   };
   EVERT_RETURN_IF_ERROR(scan('g', [&](std::string_view k, std::string_view v) -> Status {
     Group g;
-    if (!ViewCodec::decode_group(v, &g)) return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
+    if (!ViewCodec::decode_group(v, k, spec_.plan.group_exprs.size(), &g)) return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
     auto [it, inserted] = state_.groups.emplace(std::string(k), std::move(g));
     recompute(it->second);
     state_.index.insert(&*it, GroupIndex::hash(it->first));
@@ -918,12 +1004,17 @@ void View::fold_partial(ViewState& state, bool track) {
 
 void View::fold(ViewState& state, bool track, PartialAggregates& p) {
   const size_t n = p.keys();
-  // Room for every key to be new: growing the map and the index through
-  // every size on the way to a backfill's groups rehashed them all at each.
+  // Room for every key to be new while the table holds more keys than the
+  // view has groups (a backfill's first folds): growing the map and the
+  // index through every size on the way rehashed them all at each. Once
+  // the groups outnumber the table's keys most are already known, and
+  // room for all to be new rehashed every group for nothing.
   // (unordered_map::reserve also shrinks: only ever asked to grow.)
-  if (state.groups.size() + n > state.groups.bucket_count() * state.groups.max_load_factor())
-    state.groups.reserve(state.groups.size() + n);
-  state.index.reserve(state.groups.size() + n);
+  if (state.groups.size() < n) {
+    if (state.groups.size() + n > state.groups.bucket_count() * state.groups.max_load_factor())
+      state.groups.reserve(state.groups.size() + n);
+    state.index.reserve(state.groups.size() + n);
+  }
   // Three misses per group, requested a chunk at a time as in apply_deltas,
   // after the table's own slot, requested a chunk ahead.
   constexpr size_t kChunk = 16;
@@ -1652,12 +1743,12 @@ Status View::write_full_state(ViewState& state) {
   for (const auto& [key, g] : state.groups) wb.Put(deps_.state, prefix('g') + key, ViewCodec::encode_group(g));
   for (const auto& [key, row] : state.rows) {
     std::string enc;
-    sql::encode_row(row, &enc);
+    sql::encode_row_exact(row, &enc);
     wb.Put(deps_.state, prefix('r') + key, enc);
   }
   for (const auto& [key, row] : state.upsert) {
     std::string enc;
-    sql::encode_row(row, &enc);
+    sql::encode_row_exact(row, &enc);
     wb.Put(deps_.state, prefix('u') + key, enc);
   }
   auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
