@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "log/log_manager.h"
+#include "log/log_test_util.h"
 #include "log/partition.h"
 #include "log/record_batch.h"
 #include "testing/temp_dir.h"
@@ -153,6 +154,8 @@ class EngineTest : public ::testing::Test {
     close_all();
     open_all();
   }
+
+  std::string state_dir() const { return dir_.path() + "/state"; }
 
   ExecuteResult run(const std::string& sql, const QueryOptions& options = QueryOptions()) {
     return engine_->execute(sql, options);
@@ -1236,13 +1239,12 @@ TEST_F(EngineTest, GroupStateSurvivesARestartInEitherEncoding) {
 
   // Group 'a' of `old` rewritten in the first form, with other counts: the
   // restart must read them, not the source.
-  const std::string state_dir = dir_.path() + "/state";
   {
     rocksdb::DBOptions o;
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, state_dir, families, &handles, &raw).ok());
+    ASSERT_TRUE(rocksdb::DB::Open(o, state_dir(), families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     auto be64 = [](std::string& out, uint64_t v) {
       for (int i = 7; i >= 0; --i) out.push_back(char(v >> (8 * i)));
@@ -1287,6 +1289,82 @@ TEST_F(EngineTest, GroupStateSurvivesARestartInEitherEncoding) {
   StatementResult more = ok("INSERT INTO m (k, v) VALUES ('a', 1)");
   EXPECT_EQ(query("SELECT n, sv FROM old WHERE k = 'a'", waiting_for(more.offsets)), "8 71");
   for (size_t i = 0; i < queries.size(); ++i) EXPECT_NE(query(queries[i], waiting_for(more.offsets)), "");
+}
+
+// A backfill's first commit writes a marker as its changelog outbox, not
+// the records: after a crash between the state's write and the changelog's
+// append, they are rebuilt from the state, exactly as they were.
+TEST_F(EngineTest, AFirstCommitsChangelogIsRebuiltFromItsState) {
+  ok("CREATE TABLE events (id bigint, name text, x double precision)");
+  int64_t last = -1;
+  for (int from = 0; from < 20000; from += 5000) {  // batches under the topic's message size
+    std::vector<std::optional<std::string>> values;
+    for (int i = from; i < from + 5000; ++i) {
+      values.push_back(fmt::format(R"({{"id": {}, "name": "n{}", "x": {}}})", i, i % 17000, i * 0.37));
+    }
+    last = produce("events", 0, values);
+  }
+  ok("CREATE MATERIALIZED VIEW per_name AS SELECT name, count(*) AS n, sum(x) AS sx, avg(x) AS ax, max(id) AS top "
+     "FROM events GROUP BY name");
+  EXPECT_EQ(query("SELECT count(*), sum(n) FROM per_name", waiting_for({{"events", 0, last}})), "17000 20000");
+  status_when("per_name", [](const ViewStatus& s) { return s.events == 20000 && s.state == "live"; });
+  const std::string changelog = "_evert.view.per_name";
+  const std::vector<log::test::TestRecord> published = log::test::read_records(*log_->partition(changelog, 0), 0);
+  ASSERT_EQ(published.size(), 17000u);
+  close_all();
+
+  // The outbox is the marker (in the default column family).
+  {
+    rocksdb::DBOptions o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(o, state_dir(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    int outboxes = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[0]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() == 10 && it->key()[0] == 'v' && it->key()[9] == 'o') {
+        ++outboxes;
+        EXPECT_LT(it->value().size(), 100u);
+        EXPECT_EQ(it->value()[16], '\xff');
+      }
+    }
+    it.reset();
+    EXPECT_EQ(outboxes, 1);
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  }
+
+  // The changelog as a crash would have left it: none of the records, or
+  // the first 1000 (not a batch's end).
+  for (size_t kept : {size_t(0), size_t(1000)}) {
+    close_all();
+    {
+      log::LogOptions lo;
+      lo.data_dir = dir_.path() + "/log";
+      lo.background = false;
+      log::OpenReport report;
+      auto log = log::LogManager::open(lo, &report);
+      ASSERT_TRUE(log.is_ok()) << log.status().to_string();
+      ASSERT_TRUE((*log)->delete_topic(changelog).is_ok());
+      ASSERT_TRUE((*log)->create_topic(changelog, 1, {}).is_ok());
+      if (kept > 0) {
+        log::BatchBuilder bb(published[0].timestamp);
+        for (size_t i = 0; i < kept; ++i) bb.add(published[i].key, published[i].value, published[i].timestamp);
+        std::string batch = bb.finish();
+        ASSERT_TRUE((*log)->partition(changelog, 0)->append(log::test::mutable_bytes(batch)).is_ok());
+      }
+      ASSERT_TRUE((*log)->close().is_ok());
+    }
+    open_all();
+    EXPECT_EQ(log::test::read_records(*log_->partition(changelog, 0), 0), published) << "kept " << kept;
+    EXPECT_EQ(query("SELECT n, top FROM per_name WHERE name = 'n16999'"), "1 16999");
+    EXPECT_EQ(engine_->view_status("per_name")->events_since_start, 0);
+  }
+  // And the view goes on from there.
+  StatementResult more = ok("INSERT INTO events VALUES (20000, 'n5', 1.5)");
+  EXPECT_EQ(query("SELECT n, top FROM per_name WHERE name = 'n5'", waiting_for(more.offsets)), "3 20000");
+  EXPECT_EQ(log_->partition(changelog, 0)->high_watermark(), 17001);
 }
 
 // A commit of more than 16,384 groups builds its changelog on a second

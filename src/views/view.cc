@@ -56,6 +56,10 @@ constexpr size_t kChangelogBatchBytes = 512 << 10;  // below the default max.mes
 // thread builds once it has written the groups' state (about as long).
 constexpr size_t kParallelCommitMin = 16384;
 constexpr size_t kCommitTailShare = 4;
+// After an outbox's header: no batches follow, its records are rebuilt
+// from the committed state (View::commit, View::republish_from_state).
+// A batch would begin with its base offset, whose first byte is never 0xff.
+constexpr char kOutboxFromState = '\xff';
 
 void put_u64(std::string* out, uint64_t v) {  // big-endian
   uint8_t b[8];
@@ -288,6 +292,61 @@ void append_value_json(std::string& out, const Value& v, JsonWriter& scratch) {
       return;
   }
 }
+
+// A commit's changelog records (docs/SQL.md), write_row_json()'s text
+// assembled from pieces made once per commit: the output columns' quoted
+// names and the source offsets' JSON. A commit and a recovery rebuilding
+// its records from state (View::open) make them alike, byte for byte.
+class ChangeRecords {
+ public:
+  ChangeRecords(const sql::Schema& output, std::string offsets_json)
+      : offsets_json_(std::move(offsets_json)) {
+    for (size_t c = 0; c < output.size(); ++c) {
+      std::string f(c == 0 ? "{" : ",");  // each name after the '{' or ',' before it
+      json_quote(f, output[c].name);
+      f.push_back(':');
+      field_names_.push_back(std::move(f));
+    }
+  }
+
+  // The record of a change of the key whose JSON is `key_json` from
+  // `before` to `after` (null: no row) into `out`.
+  void record(std::string& out, std::string_view key_json, const Row* before, const Row* after,
+              JsonWriter& scratch) const {
+    out.assign("{\"key\":");
+    out += key_json;
+    out += ",\"before\":";
+    row(out, before, scratch);
+    out += ",\"after\":";
+    row(out, after, scratch);
+    out += ",\"source_offsets\":";
+    out += offsets_json_;
+    out.push_back('}');
+  }
+
+  const std::string& offsets_json() const { return offsets_json_; }
+
+ private:
+  void row(std::string& out, const Row* r, JsonWriter& scratch) const {
+    if (!r) {
+      out += "null";
+      return;
+    }
+    size_t n = std::min(field_names_.size(), r->size());
+    if (n == 0) {
+      out += "{}";
+      return;
+    }
+    for (size_t c = 0; c < n; ++c) {
+      out += field_names_[c];
+      append_value_json(out, (*r)[c], scratch);
+    }
+    out.push_back('}');
+  }
+
+  std::vector<std::string> field_names_;
+  std::string offsets_json_;
+};
 
 // Aggregate i's result for group g.
 Value aggregate_value(const sql::SelectPlan& plan, const Group& g, size_t i) {
@@ -771,6 +830,11 @@ Status View::open() {
       uint64_t base = 0, count = 0;
       get_u64(outbox, &pos, &base);
       get_u64(outbox, &pos, &count);
+      if (outbox[pos] == kOutboxFromState) {
+        EVERT_RETURN_IF_ERROR(
+            republish_from_state(*part, int64_t(base), int64_t(count), std::string_view(outbox).substr(pos + 1)));
+        pos = outbox.size();  // no batches follow
+      }
       int64_t batch_base = int64_t(base);
       int64_t appended = 0;
       while (pos + log::batch_layout::kHeaderSize <= outbox.size()) {
@@ -1477,6 +1541,55 @@ void View::append_key_json(std::string& out, const std::string& key, const Group
   out += "[]";
 }
 
+Status View::republish_from_state(log::Partition& part, int64_t base, int64_t count, std::string_view marker) {
+  size_t pos = 0;
+  uint64_t ts = 0;
+  if (!get_u64(marker, &pos, &ts)) return error(ErrorCode::kCorruption, "bad changelog outbox in view " + spec_.name);
+  const int64_t hw = part.high_watermark();
+  if (hw >= base + count) return Status::ok();
+  if (hw < base) {
+    log_warn("view {}: changelog ends at {} but the checkpoint expects {}; changes in between are lost "
+             "(rebuild downstream views)",
+             spec_.name, hw, base);
+    return Status::ok();
+  }
+  // The commit's records: every group that shows a row, in key order.
+  std::vector<GroupEntry*> shown;
+  for (auto& e : state_.groups) {
+    if (e.second.visible) shown.push_back(&e);
+  }
+  if (int64_t(shown.size()) != count) {
+    log_warn("view {}: {} groups show a row but the last commit published {}; its changelog records "
+             "from offset {} are lost (rebuild downstream views)",
+             spec_.name, shown.size(), count, hw);
+    return Status::ok();
+  }
+  std::sort(shown.begin(), shown.end(), [](const GroupEntry* a, const GroupEntry* b) { return a->first < b->first; });
+  const ChangeRecords records(spec_.plan.output, std::string(marker.substr(pos)));
+  JsonWriter scratch;
+  std::string key_json, record;
+  std::unique_ptr<log::BatchBuilder> changes;
+  auto append = [&]() -> Status {
+    std::string b = changes->finish();
+    changes.reset();
+    auto r = part.append(MutableByteSpan(reinterpret_cast<uint8_t*>(b.data()), b.size()));
+    if (!r) return r.status().with_context("re-appending view changelog");
+    return Status::ok();
+  };
+  for (size_t i = size_t(hw - base); i < shown.size(); ++i) {
+    key_json.clear();
+    append_key_json(key_json, shown[i]->first, &shown[i]->second, scratch);
+    records.record(record, key_json, nullptr, &shown[i]->second.out, scratch);
+    if (!changes) changes = std::make_unique<log::BatchBuilder>(int64_t(ts));
+    changes->add(key_json, record, int64_t(ts));
+    if (changes->size_bytes() >= kChangelogBatchBytes) EVERT_RETURN_IF_ERROR(append());
+  }
+  if (changes) EVERT_RETURN_IF_ERROR(append());
+  log_info("view {}: re-appended {} of {} changelog records after a crash, from the state", spec_.name,
+           base + count - hw, count);
+  return Status::ok();
+}
+
 Status View::commit() {
   bool aggregate = spec_.plan.aggregate;
   int64_t ts = now_ms();
@@ -1547,27 +1660,7 @@ Status View::commit() {
       wb.Delete(deps_.state, db_key);
     }
   };
-  // Each output column's quoted name, after the '{' or ',' before it.
-  std::vector<std::string> field_names;
-  for (size_t c = 0; c < spec_.plan.output.size(); ++c) {
-    std::string f(c == 0 ? "{" : ",");
-    json_quote(f, spec_.plan.output[c].name);
-    f.push_back(':');
-    field_names.push_back(std::move(f));
-  }
-  // write_row_json()'s text of `row`.
-  auto append_row_json = [&](std::string& out, const Row& row, JsonWriter& scratch) {
-    size_t n = std::min(field_names.size(), row.size());
-    if (n == 0) {
-      out += "{}";
-      return;
-    }
-    for (size_t c = 0; c < n; ++c) {
-      out += field_names[c];
-      append_value_json(out, row[c], scratch);
-    }
-    out.push_back('}');
-  };
+  const ChangeRecords records(spec_.plan.output, std::move(offsets_json));
   // A group's output row is computed here (and cached as the committed
   // row); the changelog record of item i follows when its row changed.
   struct Publisher {  // changelog records, in batches that stay under the topic's message size
@@ -1600,23 +1693,7 @@ Status View::commit() {
     key_json.clear();
     append_key_json(key_json, key, g ? &g->second : nullptr, pub.json);
     std::string& record = pub.record;
-    record.assign("{\"key\":");
-    record += key_json;
-    record += ",\"before\":";
-    if (before) {
-      append_row_json(record, *before, pub.json);
-    } else {
-      record += "null";
-    }
-    record += ",\"after\":";
-    if (after) {
-      append_row_json(record, *after, pub.json);
-    } else {
-      record += "null";
-    }
-    record += ",\"source_offsets\":";
-    record += offsets_json;
-    record.push_back('}');
+    records.record(record, key_json, before ? &*before : nullptr, after, pub.json);
     if (!pub.changes) pub.changes = std::make_unique<log::BatchBuilder>(ts);
     pub.changes->add(key_json, record, ts);
     ++pub.count;
@@ -1634,7 +1711,67 @@ Status View::commit() {
     }
   };
   constexpr size_t kAhead = 8;
+  const int64_t base = changelog_end_;
+  // The rest of the commit into the write batch, and the write: the
+  // upserts' rows, the outbox (the changelog's batches, or with none a
+  // marker: a recovery rebuilds them from the committed state), the
+  // checkpoint.
+  auto write = [&](int64_t count, const std::vector<std::string>* batches) {
+    for (const std::string& key : upsert_dirty_) {
+      put_row(wb, deps_.state, prefix('u') + key, state_.upsert, key);
+    }
+    std::string header;
+    if (count > 0) {
+      // The outbox value is its header and the batches, gathered by RocksDB
+      // rather than concatenated here first.
+      put_u64(&header, uint64_t(base));
+      put_u64(&header, uint64_t(count));
+      if (!batches) {
+        header.push_back(kOutboxFromState);
+        put_u64(&header, uint64_t(ts));
+        header += records.offsets_json();
+      }
+      std::vector<rocksdb::Slice> parts{rocksdb::Slice(header)};
+      if (batches) {
+        for (const auto& b : *batches) parts.emplace_back(b);
+      }
+      const std::string outbox_key = prefix('o');
+      rocksdb::Slice key(outbox_key);
+      wb.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts.data(), int(parts.size())));
+    }
+    std::string meta;
+    put_u64(&meta, state_.next_offset.size());
+    for (int64_t o : state_.next_offset) put_u64(&meta, uint64_t(o));
+    put_u64(&meta, uint64_t(state_.events));
+    put_u64(&meta, uint64_t(state_.errors));
+    put_u64(&meta, state_.caught_up ? 1 : 0);
+    put_u64(&meta, uint64_t(base + count));
+    {
+      std::lock_guard lock(progress_mu_);
+      put_u64(&meta, failure_.size());
+      meta += failure_;
+    }
+    wb.Put(prefix('m'), meta);
+    if (!sorted.empty()) {
+      commit_bytes_per_key_ = std::clamp<size_t>(wb.GetDataSize() / sorted.size() * 9 / 8, 64, 4096);
+    }
+    auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
+    // A backfill's commits are tens of MB: keep no more than this between commits.
+    if (wb.GetDataSize() > kCommitBatchKeepBytes) commit_batch_ = std::make_unique<rocksdb::WriteBatch>();
+    return s;
+  };
+  // Every group in the view changed since the last commit, and none
+  // showed a row before it (a backfill's first commit): with no HAVING,
+  // the changelog then gets a record for each group that has rows, and a
+  // recovery can rebuild those from the committed state alone. The
+  // outbox is a marker, and the state is written while the records are
+  // still being built, instead of after them with all their bytes.
+  bool from_state = aggregate && !spec_.changelog_topic.empty() && !spec_.plan.having &&
+                    sorted.size() >= kParallelCommitMin && dirty_.empty() && sorted.size() == state_.groups.size();
+  for (size_t i = 0; from_state && i < sorted.size(); ++i) from_state = sorted[i].group && !*sorted[i].before;
   Publisher pub;
+  rocksdb::Status written;
+  int64_t shown = 0;  // from_state: the groups that show a row
   if (aggregate && sorted.size() >= kParallelCommitMin) {
     // A backfill's first commit holds every group: the changelog records
     // (most of the work) are built on a second thread while this one
@@ -1647,10 +1784,13 @@ Status View::commit() {
         publish(i, pub);
       }
     });
+    const bool all_show = spec_.plan.group_exprs.empty();
     for (size_t i = 0; i < sorted.size(); ++i) {
       prefetch(i + kAhead);
       store(i);
+      if (from_state) shown += all_show || sorted[i].group->second.rows > 0 ? 1 : 0;
     }
+    if (from_state) written = write(shown, nullptr);
     Publisher tail;
     for (size_t i = split; i < sorted.size(); ++i) {
       prefetch(i + kAhead);
@@ -1672,40 +1812,12 @@ Status View::commit() {
   if (pub.changes && pub.changes->record_count() > 0) pub.batches.push_back(pub.changes->finish());
   std::vector<std::string>& batches = pub.batches;
   const int64_t count = pub.count;
-  for (const std::string& key : upsert_dirty_) {
-    put_row(wb, deps_.state, prefix('u') + key, state_.upsert, key);
+  if (from_state) {
+    EVERT_CHECK_MSG(count == shown, "a commit's records are its groups that show a row");
+  } else {
+    written = write(count, &batches);
   }
-  int64_t base = changelog_end_;
-  if (count > 0) {
-    // The outbox value is its header and the batches, gathered by RocksDB
-    // rather than concatenated here first.
-    std::string header;
-    put_u64(&header, uint64_t(base));
-    put_u64(&header, uint64_t(count));
-    std::vector<rocksdb::Slice> parts{rocksdb::Slice(header)};
-    for (const auto& b : batches) parts.emplace_back(b);
-    const std::string outbox_key = prefix('o');
-    rocksdb::Slice key(outbox_key);
-    wb.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts.data(), int(parts.size())));
-  }
-  std::string meta;
-  put_u64(&meta, state_.next_offset.size());
-  for (int64_t o : state_.next_offset) put_u64(&meta, uint64_t(o));
-  put_u64(&meta, uint64_t(state_.events));
-  put_u64(&meta, uint64_t(state_.errors));
-  put_u64(&meta, state_.caught_up ? 1 : 0);
-  put_u64(&meta, uint64_t(base + count));
-  {
-    std::lock_guard lock(progress_mu_);
-    put_u64(&meta, failure_.size());
-    meta += failure_;
-  }
-  wb.Put(prefix('m'), meta);
-  if (!sorted.empty()) commit_bytes_per_key_ = std::clamp<size_t>(wb.GetDataSize() / sorted.size() * 9 / 8, 64, 4096);
-  auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
-  // A backfill's commits are tens of MB: keep no more than this between commits.
-  if (wb.GetDataSize() > kCommitBatchKeepBytes) commit_batch_ = std::make_unique<rocksdb::WriteBatch>();
-  if (!s.ok()) return error(ErrorCode::kIoError, "committing view " + spec_.name + ": " + s.ToString());
+  if (!written.ok()) return error(ErrorCode::kIoError, "committing view " + spec_.name + ": " + written.ToString());
   if (count > 0) {
     auto part = deps_.log->partition(spec_.changelog_topic, 0);
     if (!part) return error(ErrorCode::kNotFound, "changelog topic " + spec_.changelog_topic + " is gone");

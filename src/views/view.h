@@ -45,6 +45,7 @@ class JsonWriter;
 
 namespace evert::log {
 class LogManager;
+class Partition;
 }
 
 namespace evert::views {
@@ -392,6 +393,11 @@ class View {
   // The changelog's JSON key of a state key (always a JSON array) appended
   // to `out`; `scratch` writes the values append_value_json() leaves to it.
   void append_key_json(std::string& out, const std::string& key, const Group* group, JsonWriter& scratch) const;
+  // Recovery of a commit whose outbox is a marker (View::commit): its
+  // records, one per group that shows a row, rebuilt from the loaded state
+  // and appended from where the changelog `part` ends. `marker` is the
+  // outbox after its base and count.
+  Status republish_from_state(log::Partition& part, int64_t base, int64_t count, std::string_view marker);
   bool visible_row(const ViewState& state, const std::string& key, sql::Row* out) const;
   void recompute(Group& g) const { recompute_group(spec_.plan, g); }
   // The one row of a view with aggregates and no GROUP BY, present from the start.
