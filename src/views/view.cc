@@ -144,17 +144,25 @@ struct ViewCodec {
     kValues = 32,
   };
 
-  static std::string encode_group(const Group& g) {
+  // Whether a group of `plan` may have a double in its key (else
+  // encode_group need not look at the key's values, a cache miss each).
+  static bool double_keys(const sql::SelectPlan& plan) {
+    return std::any_of(plan.group_exprs.begin(), plan.group_exprs.end(),
+                       [](const auto& e) { return e->type == Type::kDouble || e->type == Type::kNull; });
+  }
+  static std::string encode_group(const Group& g, bool double_keys) {
     std::string out;
-    encode_group(g, &out);
+    encode_group(g, double_keys, &out);
     return out;
   }
-  static void encode_group(const Group& g, std::string* buf) {
+  static void encode_group(const Group& g, bool double_keys, std::string* buf) {
     std::string& out = *buf;
     out.clear();
     out.push_back(kGroupV1);
     bool key_row = false;
-    for (const Value& v : g.key) key_row |= v.type == Type::kDouble && v.d == 0 && std::signbit(v.d);
+    if (double_keys) {
+      for (const Value& v : g.key) key_row |= v.type == Type::kDouble && v.d == 0 && std::signbit(v.d);
+    }
     out.push_back(char(key_row ? kKeyRow : 0));
     put_varint(out, g.rows);
     put_uvarint(out, g.aggs.size());
@@ -1645,6 +1653,7 @@ Status View::commit() {
     return item.group ? item.group : state_.index.find(*item.key, GroupIndex::hash(*item.key));
   };
   // The state of item i into the write batch.
+  const bool double_keys = ViewCodec::double_keys(spec_.plan);
   std::string db_key, encoded;
   auto store = [&](size_t i) {
     const std::string& key = *sorted[i].key;
@@ -1654,7 +1663,7 @@ Status View::commit() {
     }
     db_key.assign(group_prefix).append(key);
     if (GroupEntry* g = group_of(sorted[i])) {
-      ViewCodec::encode_group(g->second, &encoded);
+      ViewCodec::encode_group(g->second, double_keys, &encoded);
       wb.Put(deps_.state, db_key, encoded);
     } else {
       wb.Delete(deps_.state, db_key);
@@ -1702,15 +1711,24 @@ Status View::commit() {
       pub.changes.reset();
     }
   };
-  auto prefetch = [&](size_t i) {
-    if (i >= sorted.size()) return;
-    if (GroupEntry* next = sorted[i].group) {
-      __builtin_prefetch(next);
-      __builtin_prefetch(reinterpret_cast<const char*>(next) + 64);
-      __builtin_prefetch(next->second.aggs.data());
+  // Before item i: the nodes of the group 2 * kAhead on, and what the
+  // node of the group kAhead on points to (requested then, its node is in
+  // the cache): its aggregates, and its key values when `key` (publishing).
+  constexpr size_t kAhead = 8;
+  auto prefetch = [&](size_t i, bool key) {
+    if (i + 2 * kAhead < sorted.size()) {
+      if (const GroupEntry* g = sorted[i + 2 * kAhead].group) {
+        __builtin_prefetch(g);
+        __builtin_prefetch(reinterpret_cast<const char*>(g) + 64);
+      }
+    }
+    if (i + kAhead < sorted.size()) {
+      if (const GroupEntry* g = sorted[i + kAhead].group) {
+        __builtin_prefetch(g->second.aggs.data());
+        if (key) __builtin_prefetch(g->second.key.data());
+      }
     }
   };
-  constexpr size_t kAhead = 8;
   const int64_t base = changelog_end_;
   // The rest of the commit into the write batch, and the write: the
   // upserts' rows, the outbox (the changelog's batches, or with none a
@@ -1780,20 +1798,20 @@ Status View::commit() {
     const size_t split = sorted.size() - sorted.size() / kCommitTailShare;
     std::thread publisher([&] {
       for (size_t i = 0; i < split; ++i) {
-        prefetch(i + kAhead);
+        prefetch(i, true);
         publish(i, pub);
       }
     });
     const bool all_show = spec_.plan.group_exprs.empty();
     for (size_t i = 0; i < sorted.size(); ++i) {
-      prefetch(i + kAhead);
+      prefetch(i, false);
       store(i);
       if (from_state) shown += all_show || sorted[i].group->second.rows > 0 ? 1 : 0;
     }
     if (from_state) written = write(shown, nullptr);
     Publisher tail;
     for (size_t i = split; i < sorted.size(); ++i) {
-      prefetch(i + kAhead);
+      prefetch(i, true);
       publish(i, tail);
     }
     publisher.join();
@@ -1804,7 +1822,7 @@ Status View::commit() {
     pub.count += tail.count;
   } else {
     for (size_t i = 0; i < sorted.size(); ++i) {
-      prefetch(i + kAhead);
+      prefetch(i, true);
       store(i);
       publish(i, pub);
     }
@@ -1852,7 +1870,10 @@ Status View::write_full_state(ViewState& state) {
     end.back() = char(end.back() + 1);
     wb.DeleteRange(deps_.state, p, end);
   }
-  for (const auto& [key, g] : state.groups) wb.Put(deps_.state, prefix('g') + key, ViewCodec::encode_group(g));
+  const bool double_keys = ViewCodec::double_keys(spec_.plan);
+  for (const auto& [key, g] : state.groups) {
+    wb.Put(deps_.state, prefix('g') + key, ViewCodec::encode_group(g, double_keys));
+  }
   for (const auto& [key, row] : state.rows) {
     std::string enc;
     sql::encode_row_exact(row, &enc);
