@@ -45,51 +45,50 @@ ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& fr
     : options_(std::move(options)) {
   // Stretches in turn across the partitions, so that every partition moves
   // on and the workers share each partition's records.
-  std::vector<std::vector<Unit>> per_partition(std::min(from.size(), to.size()));
-  int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
+  const size_t partitions = std::min(from.size(), to.size());
+  const int64_t threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
   if (options_.sum) {
     // Each stretch ends in a fold of a table of keys on the view's thread,
-    // so they are long; and as many per thread, so that the threads finish
-    // together instead of one decoding the last stretch alone.
-    int64_t total = 0;
-    for (size_t p = 0; p < per_partition.size(); ++p) total += std::max<int64_t>(0, to[p] - from[p]);
-    const int64_t threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
+    // so they are long at first; then shorter and shorter, each a share of
+    // what is left, taken by whichever thread is free (work()), so that
+    // the threads finish nearly together even when one lost time to the
+    // view's folds (the first one makes every group). With equal halves
+    // at the end, one thread decoded the last alone for a quarter second.
+    int64_t left = 0;
+    for (size_t p = 0; p < partitions; ++p) left += std::max<int64_t>(0, to[p] - from[p]);
     const int64_t longest = std::max<int64_t>(1, options_.sum_unit_records);
-    const int64_t rounds = std::max<int64_t>(1, (total + threads * longest - 1) / (threads * longest));
-    unit = std::max<int64_t>(1, (total + threads * rounds - 1) / (threads * rounds));
-  }
-  for (size_t p = 0; p < per_partition.size(); ++p) {
-    for (int64_t a = from[p]; a < to[p]; a += unit)
-      per_partition[p].push_back(Unit{int32_t(p), a, std::min(a + unit, to[p])});
-  }
-  for (size_t k = 0;; ++k) {
-    bool any = false;
-    for (const auto& list : per_partition) {
-      if (k < list.size()) {
-        units_.push_back(list[k]);
-        any = true;
+    const int64_t shortest = std::clamp<int64_t>(left / (threads * 16), 1, longest);
+    std::vector<int64_t> next(from.begin(), from.begin() + long(partitions));
+    for (size_t p = 0; left > 0; p = (p + 1) % partitions) {
+      if (next[p] >= to[p]) continue;  // the partitions in turn, each while it has records
+      const int64_t take = std::min(std::clamp(left / (2 * threads), shortest, longest), to[p] - next[p]);
+      units_.push_back(Unit{int32_t(p), next[p], next[p] + take});
+      next[p] += take;
+      left -= take;
+    }
+  } else {
+    // Stretches in turn across the partitions, so that every partition
+    // moves on and the workers share each partition's records.
+    const int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
+    std::vector<std::vector<Unit>> per_partition(partitions);
+    for (size_t p = 0; p < partitions; ++p) {
+      for (int64_t a = from[p]; a < to[p]; a += unit)
+        per_partition[p].push_back(Unit{int32_t(p), a, std::min(a + unit, to[p])});
+    }
+    for (size_t k = 0;; ++k) {
+      bool any = false;
+      for (const auto& list : per_partition) {
+        if (k < list.size()) {
+          units_.push_back(list[k]);
+          any = true;
+        }
       }
+      if (!any) break;
     }
-    if (!any) break;
-  }
-  if (options_.sum) {
-    // The last round's stretches in halves, taken by whichever thread is
-    // free (work()): a thread that lost time to the view's folds (the first
-    // one makes every group) leaves more of them to the other.
-    const size_t last = std::min<size_t>(units_.size(), size_t(std::clamp(options_.tuning.threads, 1, kThreadsMax)));
-    std::vector<Unit> split(units_.begin(), units_.end() - long(last));
-    for (size_t k = units_.size() - last; k < units_.size(); ++k) {
-      const Unit& u = units_[k];
-      int64_t mid = u.from + (u.to - u.from) / 2;
-      if (mid > u.from) split.push_back(Unit{u.partition, u.from, mid});
-      split.push_back(Unit{u.partition, mid, u.to});
-    }
-    units_ = std::move(split);
   }
   owner_.assign(units_.size(), -1);
-  int threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
-  threads = int(std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1)));
-  for (int i = 0; i < threads; ++i) {
+  const size_t workers = std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1));
+  for (size_t i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>(options_.schema);
     w->decoder.keep_only(columns_read(*options_.plan));
     for (size_t b = 0; b < (options_.sum ? kSumBlocksPerWorker : kBlocksPerWorker); ++b) {
