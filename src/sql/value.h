@@ -11,7 +11,9 @@
 //   double     0x30 + 8 bytes: IEEE bits, sign flipped for >= 0, all bits
 //              flipped for < 0 (so -inf < ... < -0 = +0 < ... < +inf)
 //   text       0x40 + bytes with 0x00 written 0x00 0xFF, then 0x00 0x01
-// A row is its values' encodings concatenated.
+// A row is its values' encodings concatenated. The exact form
+// (encode_value_exact, for values stored rather than compared) is the same
+// but for a double -0, which is 0x31 alone.
 #pragma once
 
 #include <cstdint>
