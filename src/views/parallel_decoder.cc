@@ -41,31 +41,41 @@ struct ParallelDecoder::Worker {
   std::thread thread;
 };
 
+std::vector<ParallelDecoder::Unit> ParallelDecoder::summing_stretches(const std::vector<int64_t>& from,
+                                                                      const std::vector<int64_t>& to, int threads,
+                                                                      int64_t longest) {
+  // Each stretch ends in a fold of a table of keys on the view's thread, so
+  // they are long at first; then shorter and shorter, each a share of what
+  // is left, taken by whichever thread is free (work()), so that the
+  // threads finish nearly together even when one lost time to the view's
+  // folds (the first one makes every group). With equal halves at the end,
+  // one thread decoded the last alone for a quarter second. The shortest
+  // is a sixteenth of each thread's share of the whole, and at most an
+  // eighth of the longest.
+  const size_t partitions = std::min(from.size(), to.size());
+  const int64_t t = std::clamp(threads, 1, kThreadsMax);
+  longest = std::max<int64_t>(1, longest);
+  int64_t left = 0;
+  for (size_t p = 0; p < partitions; ++p) left += std::max<int64_t>(0, to[p] - from[p]);
+  const int64_t shortest = std::max<int64_t>(1, std::min(left / (t * 16), longest / 8));
+  std::vector<Unit> units;
+  std::vector<int64_t> next(from.begin(), from.begin() + long(partitions));
+  for (size_t p = 0; left > 0; p = (p + 1) % partitions) {
+    if (next[p] >= to[p]) continue;  // the partitions in turn, each while it has records
+    const int64_t take = std::min(std::clamp(left / (2 * t), shortest, longest), to[p] - next[p]);
+    units.push_back(Unit{int32_t(p), next[p], next[p] + take});
+    next[p] += take;
+    left -= take;
+  }
+  return units;
+}
+
 ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& from, const std::vector<int64_t>& to)
     : options_(std::move(options)) {
-  // Stretches in turn across the partitions, so that every partition moves
-  // on and the workers share each partition's records.
   const size_t partitions = std::min(from.size(), to.size());
   const int64_t threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
   if (options_.sum) {
-    // Each stretch ends in a fold of a table of keys on the view's thread,
-    // so they are long at first; then shorter and shorter, each a share of
-    // what is left, taken by whichever thread is free (work()), so that
-    // the threads finish nearly together even when one lost time to the
-    // view's folds (the first one makes every group). With equal halves
-    // at the end, one thread decoded the last alone for a quarter second.
-    int64_t left = 0;
-    for (size_t p = 0; p < partitions; ++p) left += std::max<int64_t>(0, to[p] - from[p]);
-    const int64_t longest = std::max<int64_t>(1, options_.sum_unit_records);
-    const int64_t shortest = std::clamp<int64_t>(left / (threads * 16), 1, longest);
-    std::vector<int64_t> next(from.begin(), from.begin() + long(partitions));
-    for (size_t p = 0; left > 0; p = (p + 1) % partitions) {
-      if (next[p] >= to[p]) continue;  // the partitions in turn, each while it has records
-      const int64_t take = std::min(std::clamp(left / (2 * threads), shortest, longest), to[p] - next[p]);
-      units_.push_back(Unit{int32_t(p), next[p], next[p] + take});
-      next[p] += take;
-      left -= take;
-    }
+    units_ = summing_stretches(from, to, int(threads), options_.sum_unit_records);
   } else {
     // Stretches in turn across the partitions, so that every partition
     // moves on and the workers share each partition's records.

@@ -79,16 +79,23 @@ class ParallelDecoder {
   // Every block has been handed out.
   bool done() const { return next_unit_ >= units_.size(); }
 
-  static constexpr size_t kBlocksPerWorker = 32;  // decoded ahead, per worker
-  static constexpr size_t kSumBlocksPerWorker = 2;  // summing: one filled while the view folds the other
-  static constexpr int kThreadsMax = 16;
-
- private:
+  // A stretch of one partition's records, [from, to).
   struct Unit {
     int32_t partition = 0;
     int64_t from = 0;
     int64_t to = 0;
   };
+  // The stretches of a summing decoder, in the order they are taken: the
+  // partitions in turn, each stretch a share of what is left (at most
+  // `longest` records), so that they shorten toward the end.
+  static std::vector<Unit> summing_stretches(const std::vector<int64_t>& from, const std::vector<int64_t>& to,
+                                             int threads, int64_t longest);
+
+  static constexpr size_t kBlocksPerWorker = 32;  // decoded ahead, per worker
+  static constexpr size_t kSumBlocksPerWorker = 2;  // summing: one filled while the view folds the other
+  static constexpr int kThreadsMax = 16;
+
+ private:
   struct Worker;
   void work(size_t worker);
   Worker* owner(size_t unit);  // the thread that took the stretch, or nullptr

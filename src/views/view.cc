@@ -193,19 +193,22 @@ struct ViewCodec {
   }
 
   // `key` is the group's key in RocksDB (after the view's prefix), made of
-  // `key_columns` encoded values.
-  static bool decode_group(std::string_view in, std::string_view key, size_t key_columns, Group* g) {
+  // `key_columns` encoded values; a group of a view has `aggregates`
+  // aggregates. False for anything else, and for bytes this did not write.
+  static bool decode_group(std::string_view in, std::string_view key, size_t key_columns, size_t aggregates,
+                           Group* g) {
     if (in.empty()) return false;
-    if (in[0] != kGroupV1) return decode_group_v0(in, g);
+    if (in[0] != kGroupV1) return decode_group_v0(in, key_columns, aggregates, g);
     ByteReader r(as_bytes(in.substr(1)));
     const uint8_t flags = uint8_t(r.i8());
     g->rows = r.varlong();
     const uint64_t naggs = r.uvarint();
-    if (!r.ok() || naggs > 1024) return false;
+    if (!r.ok() || (flags & ~kKeyRow) != 0 || naggs != aggregates) return false;
     g->aggs.clear();
     g->aggs.resize(naggs);
     for (AggState& a : g->aggs) {
       const uint8_t f = uint8_t(r.i8());
+      if ((f & ~(kCount | kSum | kWideSum | kDsum | kDcomp | kValues)) != 0) return false;
       if (f & kCount) a.count = r.varlong();
       if (f & kWideSum) {
         uint64_t hi = uint64_t(r.i64()), lo = uint64_t(r.i64());
@@ -224,14 +227,15 @@ struct ViewCodec {
           auto v = sql::decode_key(in, &pos);
           if (!v) return false;
           r.skip(pos - 1 - r.position());
-          a.values->emplace(std::move(*v), r.varlong());
+          const int64_t times = r.varlong();
+          if (!r.ok() || !a.values->emplace(std::move(*v), times).second) return false;
         }
       }
       if (!r.ok()) return false;
     }
     if (flags & kKeyRow) {
       auto row = sql::decode_row(in.substr(1 + r.position()));
-      if (!row) return false;
+      if (!row || row->size() != key_columns) return false;
       g->key = std::move(*row);
       return true;
     }
@@ -247,10 +251,10 @@ struct ViewCodec {
   }
 
   // The first form: fixed eight-byte fields.
-  static bool decode_group_v0(std::string_view in, Group* g) {
+  static bool decode_group_v0(std::string_view in, size_t key_columns, size_t aggregates, Group* g) {
     size_t pos = 0;
     uint64_t rows, naggs;
-    if (!get_u64(in, &pos, &rows) || !get_u64(in, &pos, &naggs) || naggs > 1024) return false;
+    if (!get_u64(in, &pos, &rows) || !get_u64(in, &pos, &naggs) || naggs != aggregates) return false;
     g->rows = int64_t(rows);
     g->aggs.clear();
     g->aggs.resize(naggs);
@@ -272,7 +276,7 @@ struct ViewCodec {
       }
     }
     auto key = sql::decode_row(in.substr(pos));
-    if (!key) return false;
+    if (!key || key->size() != key_columns) return false;
     g->key = std::move(*key);
     return true;
   }
@@ -304,7 +308,8 @@ void append_value_json(std::string& out, const Value& v, JsonWriter& scratch) {
 // A commit's changelog records (docs/SQL.md), write_row_json()'s text
 // assembled from pieces made once per commit: the output columns' quoted
 // names and the source offsets' JSON. A commit and a recovery rebuilding
-// its records from state (View::open) make them alike, byte for byte.
+// its records from state (View::open) make each record alike, byte for
+// byte.
 class ChangeRecords {
  public:
   ChangeRecords(const sql::Schema& output, std::string offsets_json)
@@ -799,7 +804,8 @@ Status View::open() {
   };
   EVERT_RETURN_IF_ERROR(scan('g', [&](std::string_view k, std::string_view v) -> Status {
     Group g;
-    if (!ViewCodec::decode_group(v, k, spec_.plan.group_exprs.size(), &g)) return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
+    if (!ViewCodec::decode_group(v, k, spec_.plan.group_exprs.size(), spec_.plan.aggs.size(), &g))
+      return error(ErrorCode::kCorruption, "bad group state in view " + spec_.name);
     auto [it, inserted] = state_.groups.emplace(std::string(k), std::move(g));
     recompute(it->second);
     state_.index.insert(&*it, GroupIndex::hash(it->first));
@@ -1770,7 +1776,8 @@ Status View::commit() {
       meta += failure_;
     }
     wb.Put(prefix('m'), meta);
-    if (!sorted.empty()) {
+    // (A marker's batch holds no records: not a guess for the next.)
+    if (!sorted.empty() && batches) {
       commit_bytes_per_key_ = std::clamp<size_t>(wb.GetDataSize() / sorted.size() * 9 / 8, 64, 4096);
     }
     auto s = deps_.db->Write(rocksdb::WriteOptions(), &wb);
@@ -1796,7 +1803,8 @@ Status View::commit() {
     // writes the groups' state, then the last of them, which takes it
     // about as long; neither writes what the other reads.
     const size_t split = sorted.size() - sorted.size() / kCommitTailShare;
-    std::thread publisher([&] {
+    // Joined however this scope is left (an exception included).
+    std::jthread publisher([&] {
       for (size_t i = 0; i < split; ++i) {
         prefetch(i, true);
         publish(i, pub);
@@ -1864,6 +1872,13 @@ Status View::commit() {
 
 Status View::write_full_state(ViewState& state) {
   rocksdb::WriteBatch wb;
+  // An outbox marker stands for records rebuilt from the state it was
+  // committed with: this state is another.
+  std::string outbox;
+  if (deps_.db->Get(rocksdb::ReadOptions(), prefix('o'), &outbox).ok() && outbox.size() > 16 &&
+      outbox[16] == kOutboxFromState) {
+    wb.Delete(prefix('o'));
+  }
   for (char k : std::string("gru")) {
     std::string p = prefix(k);
     std::string end = p;
