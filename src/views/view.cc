@@ -923,9 +923,11 @@ void View::record_error(ViewState& state, int32_t partition, int64_t offset, std
   recent_errors_.push_back({partition, offset, std::move(reason)});
   while (recent_errors_.size() > kRecentErrorsMax) recent_errors_.pop_front();
   if (spec_.stop_on_error && failure_.empty()) {
+    // The runner stops here; the status says "failed" (with this reason)
+    // once the batch before the event is applied and its offsets with it,
+    // not before (run()).
     failure_ = fmt::format("malformed event at partition {} offset {}: {}", partition, offset,
                            recent_errors_.back().reason);
-    phase_ = "failed";
     progress_cv_.notify_all();
   }
 }
@@ -1976,7 +1978,7 @@ void View::run() {
         decoded_ahead_ += decoded;
         summed_ahead_ += summed_;
         summed_ = 0;
-        if (failure_.empty()) phase_ = state_.caught_up ? "live" : "backfilling";
+        phase_ = !failure_.empty() ? "failed" : state_.caught_up ? "live" : "backfilling";
       }
       progress_cv_.notify_all();
     }
@@ -2101,7 +2103,7 @@ ViewStatus View::status() const {
     st.summed_ahead = summed_ahead_;
     st.events_per_second = rate_;
     st.recent_errors.assign(recent_errors_.begin(), recent_errors_.end());
-    st.failure = failure_;
+    if (phase_ == "failed") st.failure = failure_;  // with the offsets it failed at (run())
     applied = applied_;
   }
   {
