@@ -158,14 +158,15 @@ int consume_fail(const Status& s) {
   return s.code() == ErrorCode::kInvalidArgument ? 2 : 1;
 }
 
-
 void print_message(const ConsumeOptions& opts, const rd_kafka_message_t& m) {
   if (opts.print_offset) fmt::print("{}{}{}{}", m.partition, opts.separator, m.offset, opts.separator);
+  // A null key or value has a null pointer, which fwrite() must not be
+  // given even for no bytes.
   if (opts.print_key) {
-    std::fwrite(m.key, 1, m.key_len, stdout);
+    if (m.key_len > 0) std::fwrite(m.key, 1, m.key_len, stdout);
     std::fwrite(opts.separator.data(), 1, opts.separator.size(), stdout);
   }
-  std::fwrite(m.payload, 1, m.len, stdout);
+  if (m.len > 0) std::fwrite(m.payload, 1, m.len, stdout);
   std::fputc('\n', stdout);
 }
 
