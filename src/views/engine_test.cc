@@ -84,7 +84,7 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(log.is_ok()) << log.status().to_string();
     log_ = std::move(log).value();
     EngineOptions eo;
-    eo.state_dir = dir_.path() + "/state";
+    eo.state_dir = state_dir();
     eo.log = log_.get();
     eo.decode_ahead = decode_ahead_;
     eo.partial = partial_;
@@ -156,6 +156,19 @@ class EngineTest : public ::testing::Test {
   }
 
   std::string state_dir() const { return dir_.path() + "/state"; }
+
+  // The state directory's RocksDB, opened by a test while the engine is
+  // closed, with its two column families (default, state).
+  void open_state_db(bool read_only, std::unique_ptr<rocksdb::DB>* db,
+                     std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
+    rocksdb::DBOptions o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status st = read_only ? rocksdb::DB::OpenForReadOnly(o, state_dir(), families, handles, &raw)
+                                   : rocksdb::DB::Open(o, state_dir(), families, handles, &raw);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    db->reset(raw);
+  }
 
   ExecuteResult run(const std::string& sql, const QueryOptions& options = QueryOptions()) {
     return engine_->execute(sql, options);
@@ -570,14 +583,10 @@ TEST_F(EngineTest, StateFromBeforeTheStateColumnFamilyIsMovedOnOpen) {
   close_all();
 
   // Rewrite the directory into the old layout with RocksDB itself.
-  const std::string state_dir = dir_.path() + "/state";
   {
-    rocksdb::DBOptions o;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    std::unique_ptr<rocksdb::DB> db;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, state_dir, families, &handles, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    open_state_db(false, &db, &handles);
     rocksdb::WriteBatch wb;
     int moved = 0;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[1]));
@@ -1240,12 +1249,9 @@ TEST_F(EngineTest, GroupStateSurvivesARestartInEitherEncoding) {
   // Group 'a' of `old` rewritten in the first form, with other counts: the
   // restart must read them, not the source.
   {
-    rocksdb::DBOptions o;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    std::unique_ptr<rocksdb::DB> db;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, state_dir(), families, &handles, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    open_state_db(false, &db, &handles);
     auto be64 = [](std::string& out, uint64_t v) {
       for (int i = 7; i >= 0; --i) out.push_back(char(v >> (8 * i)));
     };
@@ -1333,12 +1339,9 @@ TEST_F(EngineTest, AFirstCommitsChangelogIsRebuiltFromItsState) {
 
   // The outboxes (in the default column family): two markers, one of records.
   {
-    rocksdb::DBOptions o;
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"state", {}}};
+    std::unique_ptr<rocksdb::DB> db;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(o, state_dir(), families, &handles, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    open_state_db(true, &db, &handles);
     int markers = 0, records = 0;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[0]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
