@@ -41,6 +41,31 @@ struct ParallelDecoder::Worker {
   std::thread thread;
 };
 
+namespace {
+
+// Stretches taken from the partitions in turn, so that every partition
+// moves on and the workers share each partition's records; each of at most
+// size(left) records, `left` being those not in a stretch yet.
+template <typename Size>
+std::vector<ParallelDecoder::Unit> in_turn(const std::vector<int64_t>& from, const std::vector<int64_t>& to,
+                                           Size size) {
+  const size_t partitions = std::min(from.size(), to.size());
+  int64_t left = 0;
+  for (size_t p = 0; p < partitions; ++p) left += std::max<int64_t>(0, to[p] - from[p]);
+  std::vector<ParallelDecoder::Unit> units;
+  std::vector<int64_t> next(from.begin(), from.begin() + long(partitions));
+  for (size_t p = 0; left > 0; p = (p + 1) % partitions) {
+    if (next[p] >= to[p]) continue;  // each partition while it has records
+    const int64_t take = std::min(size(left), to[p] - next[p]);
+    units.push_back(ParallelDecoder::Unit{int32_t(p), next[p], next[p] + take});
+    next[p] += take;
+    left -= take;
+  }
+  return units;
+}
+
+}  // namespace
+
 std::vector<ParallelDecoder::Unit> ParallelDecoder::summing_stretches(const std::vector<int64_t>& from,
                                                                       const std::vector<int64_t>& to, int threads,
                                                                       int64_t longest) {
@@ -52,49 +77,22 @@ std::vector<ParallelDecoder::Unit> ParallelDecoder::summing_stretches(const std:
   // one thread decoded the last alone for a quarter second. The shortest
   // is a sixteenth of each thread's share of the whole, and at most an
   // eighth of the longest.
-  const size_t partitions = std::min(from.size(), to.size());
   const int64_t t = std::clamp(threads, 1, kThreadsMax);
   longest = std::max<int64_t>(1, longest);
-  int64_t left = 0;
-  for (size_t p = 0; p < partitions; ++p) left += std::max<int64_t>(0, to[p] - from[p]);
-  const int64_t shortest = std::max<int64_t>(1, std::min(left / (t * 16), longest / 8));
-  std::vector<Unit> units;
-  std::vector<int64_t> next(from.begin(), from.begin() + long(partitions));
-  for (size_t p = 0; left > 0; p = (p + 1) % partitions) {
-    if (next[p] >= to[p]) continue;  // the partitions in turn, each while it has records
-    const int64_t take = std::min(std::clamp(left / (2 * t), shortest, longest), to[p] - next[p]);
-    units.push_back(Unit{int32_t(p), next[p], next[p] + take});
-    next[p] += take;
-    left -= take;
-  }
-  return units;
+  int64_t total = 0;
+  for (size_t p = 0; p < std::min(from.size(), to.size()); ++p) total += std::max<int64_t>(0, to[p] - from[p]);
+  const int64_t shortest = std::max<int64_t>(1, std::min(total / (t * 16), longest / 8));
+  return in_turn(from, to, [&](int64_t left) { return std::clamp(left / (2 * t), shortest, longest); });
 }
 
 ParallelDecoder::ParallelDecoder(Options options, const std::vector<int64_t>& from, const std::vector<int64_t>& to)
     : options_(std::move(options)) {
-  const size_t partitions = std::min(from.size(), to.size());
   const int64_t threads = std::clamp(options_.tuning.threads, 1, kThreadsMax);
   if (options_.sum) {
     units_ = summing_stretches(from, to, int(threads), options_.sum_unit_records);
   } else {
-    // Stretches in turn across the partitions, so that every partition
-    // moves on and the workers share each partition's records.
     const int64_t unit = std::max<int64_t>(1, options_.tuning.unit_records);
-    std::vector<std::vector<Unit>> per_partition(partitions);
-    for (size_t p = 0; p < partitions; ++p) {
-      for (int64_t a = from[p]; a < to[p]; a += unit)
-        per_partition[p].push_back(Unit{int32_t(p), a, std::min(a + unit, to[p])});
-    }
-    for (size_t k = 0;; ++k) {
-      bool any = false;
-      for (const auto& list : per_partition) {
-        if (k < list.size()) {
-          units_.push_back(list[k]);
-          any = true;
-        }
-      }
-      if (!any) break;
-    }
+    units_ = in_turn(from, to, [&](int64_t) { return unit; });
   }
   owner_.assign(units_.size(), -1);
   const size_t workers = std::min<size_t>(size_t(threads), std::max<size_t>(units_.size(), 1));
