@@ -240,14 +240,10 @@ struct ViewCodec {
       return true;
     }
     if (!r.at_end()) return false;
-    g->key.clear();
-    size_t pos = 0;
-    for (size_t k = 0; k < key_columns; ++k) {
-      auto v = sql::decode_key(key, &pos);
-      if (!v) return false;
-      g->key.push_back(std::move(*v));
-    }
-    return pos == key.size();
+    auto values = sql::decode_row(key);  // a group key is its values' encodings one after another
+    if (!values || values->size() != key_columns) return false;
+    g->key = std::move(*values);
+    return true;
   }
 
   // The first form: fixed eight-byte fields.
