@@ -357,6 +357,34 @@ class ChangeRecords {
   std::string offsets_json_;
 };
 
+// Changelog records in batches that stay under the topic's message size.
+struct ChangeBatches {
+  explicit ChangeBatches(int64_t ts) : ts(ts) {}
+  void add(std::string_view key, std::string_view value) {
+    if (!open) open = std::make_unique<log::BatchBuilder>(ts);
+    open->add(key, value, ts);
+    ++records;
+    if (open->size_bytes() >= kChangelogBatchBytes) close();
+  }
+  // Finishes the batch being filled, if any.
+  void close() {
+    if (open && open->record_count() > 0) done.push_back(open->finish());
+    open.reset();
+  }
+  // Closes both, and `next`'s batches follow this one's.
+  void append(ChangeBatches& next) {
+    close();
+    next.close();
+    for (auto& b : next.done) done.push_back(std::move(b));
+    records += next.records;
+  }
+
+  int64_t ts;
+  std::unique_ptr<log::BatchBuilder> open;
+  std::vector<std::string> done;
+  int64_t records = 0;
+};
+
 // Aggregate i's result for group g.
 Value aggregate_value(const sql::SelectPlan& plan, const Group& g, size_t i) {
   const AggState& a = g.aggs[i];
@@ -1580,23 +1608,18 @@ Status View::republish_from_state(log::Partition& part, int64_t base, int64_t co
   const ChangeRecords records(spec_.plan.output, std::string(marker.substr(pos)));
   JsonWriter scratch;
   std::string key_json, record;
-  std::unique_ptr<log::BatchBuilder> changes;
-  auto append = [&]() -> Status {
-    std::string b = changes->finish();
-    changes.reset();
-    auto r = part.append(MutableByteSpan(reinterpret_cast<uint8_t*>(b.data()), b.size()));
-    if (!r) return r.status().with_context("re-appending view changelog");
-    return Status::ok();
-  };
+  ChangeBatches changes{int64_t(ts)};
   for (size_t i = size_t(hw - base); i < shown.size(); ++i) {
     key_json.clear();
     append_key_json(key_json, shown[i]->first, &shown[i]->second, scratch);
     records.record(record, key_json, nullptr, &shown[i]->second.out, scratch);
-    if (!changes) changes = std::make_unique<log::BatchBuilder>(int64_t(ts));
-    changes->add(key_json, record, int64_t(ts));
-    if (changes->size_bytes() >= kChangelogBatchBytes) EVERT_RETURN_IF_ERROR(append());
+    changes.add(key_json, record);
   }
-  if (changes) EVERT_RETURN_IF_ERROR(append());
+  changes.close();
+  for (std::string& b : changes.done) {
+    auto r = part.append(MutableByteSpan(reinterpret_cast<uint8_t*>(b.data()), b.size()));
+    if (!r) return r.status().with_context("re-appending view changelog");
+  }
   log_info("view {}: re-appended {} of {} changelog records after a crash, from the state", spec_.name,
            base + count - hw, count);
   return Status::ok();
@@ -1676,14 +1699,13 @@ Status View::commit() {
   const ChangeRecords records(spec_.plan.output, std::move(offsets_json));
   // A group's output row is computed here (and cached as the committed
   // row); the changelog record of item i follows when its row changed.
-  struct Publisher {  // changelog records, in batches that stay under the topic's message size
+  struct Publisher {
+    explicit Publisher(int64_t ts) : changes(ts) {}
     JsonWriter json;       // scratch for a value append_value_json() does not write itself
     std::string key_text;  // the record's key
     std::string record;    // and its value
     Row after_row;
-    std::unique_ptr<log::BatchBuilder> changes;
-    std::vector<std::string> batches;
-    int64_t count = 0;
+    ChangeBatches changes;
   };
   auto publish = [&](size_t i, Publisher& pub) {
     const std::string& key = *sorted[i].key;
@@ -1707,13 +1729,7 @@ Status View::commit() {
     append_key_json(key_json, key, g ? &g->second : nullptr, pub.json);
     std::string& record = pub.record;
     records.record(record, key_json, before ? &*before : nullptr, after, pub.json);
-    if (!pub.changes) pub.changes = std::make_unique<log::BatchBuilder>(ts);
-    pub.changes->add(key_json, record, ts);
-    ++pub.count;
-    if (pub.changes->size_bytes() >= kChangelogBatchBytes) {
-      pub.batches.push_back(pub.changes->finish());
-      pub.changes.reset();
-    }
+    pub.changes.add(key_json, record);
   };
   // Before item i: the nodes of the group 2 * kAhead on, and what the
   // node of the group kAhead on points to (requested then, its node is in
@@ -1792,7 +1808,7 @@ Status View::commit() {
   bool from_state = aggregate && !spec_.changelog_topic.empty() && !spec_.plan.having &&
                     sorted.size() >= kParallelCommitMin && dirty_.empty() && sorted.size() == state_.groups.size();
   for (size_t i = 0; from_state && i < sorted.size(); ++i) from_state = sorted[i].group && !*sorted[i].before;
-  Publisher pub;
+  Publisher pub(ts);
   rocksdb::Status written;
   int64_t shown = 0;  // from_state: the groups that show a row
   if (aggregate && sorted.size() >= kParallelCommitMin) {
@@ -1815,17 +1831,13 @@ Status View::commit() {
       if (from_state) shown += all_show || sorted[i].group->second.rows > 0 ? 1 : 0;
     }
     if (from_state) written = write(shown, nullptr);
-    Publisher tail;
+    Publisher tail(ts);
     for (size_t i = split; i < sorted.size(); ++i) {
       prefetch(i, true);
       publish(i, tail);
     }
     publisher.join();
-    // The tail's records follow the rest, in key order.
-    if (pub.changes && pub.changes->record_count() > 0) pub.batches.push_back(pub.changes->finish());
-    pub.changes = std::move(tail.changes);
-    for (auto& b : tail.batches) pub.batches.push_back(std::move(b));
-    pub.count += tail.count;
+    pub.changes.append(tail.changes);  // the tail's records follow the rest, in key order
   } else {
     for (size_t i = 0; i < sorted.size(); ++i) {
       prefetch(i, true);
@@ -1833,9 +1845,9 @@ Status View::commit() {
       publish(i, pub);
     }
   }
-  if (pub.changes && pub.changes->record_count() > 0) pub.batches.push_back(pub.changes->finish());
-  std::vector<std::string>& batches = pub.batches;
-  const int64_t count = pub.count;
+  pub.changes.close();
+  std::vector<std::string>& batches = pub.changes.done;
+  const int64_t count = pub.changes.records;
   if (from_state) {
     EVERT_CHECK_MSG(count == shown, "a commit's records are its groups that show a row");
   } else {
